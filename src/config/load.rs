@@ -1,0 +1,420 @@
+//! Reading `config.yml` and `REGISTRY_*` overrides into a [`Config`].
+//!
+//! Every key is checked against what this registry implements: an unknown or misspelled key and a
+//! Distribution feature it lacks are errors that name the key, never ignored.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::{
+    parse_go_duration, Config, ContainerdConfig, Driver, HttpConfig, LogConfig, LogFormatter,
+    StorageConfig, UploadPurging, DEFAULT_HTTP_ADDR,
+};
+
+/// Prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "REGISTRY_";
+
+/// Distribution storage drivers that this registry does not implement.
+const OTHER_DRIVERS: [&str; 6] = ["filesystem", "s3", "azure", "gcs", "swift", "oss"];
+
+/// Why the configuration cannot be used. The message names the key (and the environment variable
+/// that set it, if any) and what to write instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid YAML: {message}")]
+    Yaml { path: String, message: String },
+    #[error("{key}{origin}: {message}")]
+    Key { key: String, origin: String, message: String },
+}
+
+/// Loads the config file at `path`, or only defaults and environment when `path` is `None`.
+pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?,
+        None => String::new(),
+    };
+    let name = path.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+    load_str(&text, &name, env)
+}
+
+/// Parses config text; `name` appears in messages.
+pub fn load_str(text: &str, name: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    let mut root = if text.trim().is_empty() {
+        Value::Mapping(Mapping::new())
+    } else {
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| ConfigError::Yaml { path: name.to_owned(), message: e.to_string() })?
+    };
+    if root.is_null() {
+        root = Value::Mapping(Mapping::new());
+    }
+
+    let mut origins = HashMap::new();
+    apply_env(&mut root, env, &mut origins)?;
+
+    let top = Section::new(&root, String::new(), &origins)?;
+    top.allow_keys(&["version", "log", "http", "storage", "health"])?;
+    top.reject_keys(&[
+        ("auth", "authentication is not implemented yet; put an authenticating proxy in front"),
+        ("proxy", "pull-through caching is not implemented yet"),
+        ("notifications", "notifications are not implemented"),
+        ("redis", "redis is not used by this registry"),
+        ("validation", "manifest URL validation is not implemented"),
+    ])?;
+
+    Ok(Config { log: log_config(&top)?, http: http_config(&top)?, storage: storage_config(&top)? })
+}
+
+/// Writes each `REGISTRY_A_B=value` into the tree at `a.b`, parsing the value as YAML.
+fn apply_env(
+    root: &mut Value,
+    env: &HashMap<String, String>,
+    origins: &mut HashMap<String, String>,
+) -> Result<(), ConfigError> {
+    let mut names: Vec<&String> = env.keys().filter(|k| k.starts_with(ENV_PREFIX)).collect();
+    names.sort();
+
+    for name in names {
+        let path: Vec<String> =
+            name[ENV_PREFIX.len()..].split('_').map(str::to_ascii_lowercase).collect();
+        let key = path.join(".");
+        let error = |message: &str| ConfigError::Key {
+            key: key.clone(),
+            origin: format!(" (set by {name})"),
+            message: message.to_owned(),
+        };
+        if path.iter().any(String::is_empty) {
+            return Err(error("is not a config key"));
+        }
+
+        let value: Value = serde_yaml_ng::from_str(&env[name])
+            .unwrap_or_else(|_| Value::String(env[name].clone()));
+        let mut node = &mut *root;
+        for (depth, component) in path.iter().enumerate() {
+            if node.is_null() {
+                *node = Value::Mapping(Mapping::new());
+            }
+            let Value::Mapping(map) = node else {
+                return Err(error(&format!("{} is not a section", path[..depth].join("."))));
+            };
+            let slot = map.entry(Value::String(component.clone())).or_insert(Value::Null);
+            if depth + 1 == path.len() {
+                *slot = value.clone();
+            }
+            node = slot;
+        }
+        origins.insert(key, name.clone());
+    }
+    Ok(())
+}
+
+/// A mapping of the config tree with its dotted path, for messages.
+struct Section<'a> {
+    map: Option<&'a Mapping>,
+    path: String,
+    origins: &'a HashMap<String, String>,
+}
+
+impl<'a> Section<'a> {
+    fn new(value: &'a Value, path: String, origins: &'a HashMap<String, String>) -> Result<Self, ConfigError> {
+        match value {
+            Value::Mapping(map) => Ok(Section { map: Some(map), path, origins }),
+            Value::Null => Ok(Section { map: None, path, origins }),
+            _ => Err(Section { map: None, path: path.clone(), origins }.error_at(&path, "must be a section of keys")),
+        }
+    }
+
+    fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn error_at(&self, key_path: &str, message: &str) -> ConfigError {
+        let origin = self.origins.get(key_path).map(|name| format!(" (set by {name})")).unwrap_or_default();
+        ConfigError::Key { key: key_path.to_owned(), origin, message: message.to_owned() }
+    }
+
+    fn error(&self, key: &str, message: &str) -> ConfigError {
+        self.error_at(&self.key_path(key), message)
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let Some(map) = self.map else { return Vec::new() };
+        map.keys().map(|k| k.as_str().map(str::to_owned).unwrap_or_else(|| format!("{k:?}"))).collect()
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.and_then(|map| map.get(key)).filter(|v| !v.is_null())
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.map.is_some_and(|map| map.contains_key(key))
+    }
+
+    /// Fails on any key not in `allowed`, naming it and the keys that are allowed.
+    fn allow_keys(&self, allowed: &[&str]) -> Result<(), ConfigError> {
+        for key in self.keys() {
+            let rejected = ["auth", "proxy", "notifications", "redis", "validation"];
+            if !allowed.contains(&key.as_str()) && !(self.path.is_empty() && rejected.contains(&key.as_str())) {
+                return Err(self.error(&key, &format!("unknown key; the keys allowed here are {}", allowed.join(", "))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails on a present key whose feature is not implemented, with the reason.
+    fn reject_keys(&self, rejected: &[(&str, &str)]) -> Result<(), ConfigError> {
+        for (key, reason) in rejected {
+            if self.has(key) {
+                return Err(self.error(key, reason));
+            }
+        }
+        Ok(())
+    }
+
+    fn section(&self, key: &str) -> Result<Section<'a>, ConfigError> {
+        match self.map.and_then(|map| map.get(key)) {
+            Some(value) => Section::new(value, self.key_path(key), self.origins),
+            None => Ok(Section { map: None, path: self.key_path(key), origins: self.origins }),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(self.error(key, "must be a string")),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+            Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+            Some(other) => Err(self.error(key, &format!("must be true or false, not {}", describe(other)))),
+        }
+    }
+
+    fn duration(&self, key: &str) -> Result<Option<std::time::Duration>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(text) => parse_go_duration(&text).map(Some).map_err(|message| self.error(key, &message)),
+        }
+    }
+}
+
+fn describe(value: &Value) -> String {
+    serde_yaml_ng::to_string(value).map(|s| s.trim().to_owned()).unwrap_or_else(|_| "that value".into())
+}
+
+fn log_config(top: &Section) -> Result<LogConfig, ConfigError> {
+    let log = top.section("log")?;
+    log.allow_keys(&["level", "formatter", "fields", "accesslog"])?;
+
+    let level = log.string("level")?.unwrap_or_else(|| "info".to_owned());
+    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+        return Err(log.error("level", &format!("{level:?} is not a log level; use error, warn, info, debug or trace")));
+    }
+    let formatter = match log.string("formatter")?.as_deref() {
+        None | Some("text") => LogFormatter::Text,
+        Some("json") => LogFormatter::Json,
+        Some(other) => return Err(log.error("formatter", &format!("{other:?} is not supported; use text or json"))),
+    };
+    Ok(LogConfig { level, formatter })
+}
+
+/// Parses Distribution's listen address: `:5000` (all interfaces), `host:port` or `[v6]:port`.
+fn parse_listen_addr(text: &str) -> Option<SocketAddr> {
+    if let Some(port) = text.strip_prefix(':') {
+        return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.parse().ok()?));
+    }
+    if let Ok(addr) = text.parse() {
+        return Some(addr);
+    }
+    text.to_socket_addrs().ok()?.next()
+}
+
+fn http_config(top: &Section) -> Result<HttpConfig, ConfigError> {
+    let http = top.section("http")?;
+    http.allow_keys(&["addr", "net", "secret", "prefix", "host", "headers", "http2", "relativeurls", "draintimeout"])?;
+    http.reject_keys(&[
+        ("prefix", "a URL prefix is not supported; serve the registry at /v2/"),
+        ("host", "http.host is not implemented yet; Location headers are relative"),
+        ("draintimeout", "graceful drain is not implemented yet"),
+    ])?;
+
+    if let Some(net) = http.string("net")? {
+        if net != "tcp" {
+            return Err(http.error("net", &format!("{net:?} is not supported; use tcp")));
+        }
+    }
+    let addr_text = http.string("addr")?.unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_owned());
+    let Some(addr) = parse_listen_addr(&addr_text) else {
+        return Err(http.error("addr", &format!("{addr_text:?} is not a listen address; write it like :5000 or 127.0.0.1:5000")));
+    };
+    Ok(HttpConfig { addr, secret: http.string("secret")? })
+}
+
+fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
+    let storage = top.section("storage")?;
+    let mut allowed = vec!["driver", "containerd", "delete", "maintenance", "cache", "redirect"];
+    allowed.extend(OTHER_DRIVERS);
+    storage.allow_keys(&allowed)?;
+    for driver in OTHER_DRIVERS {
+        if storage.has(driver) {
+            return Err(storage.error(driver, "this storage driver is not implemented; use storage.containerd"));
+        }
+    }
+
+    match storage.string("driver")?.as_deref() {
+        None | Some("containerd") => {}
+        Some(other) => {
+            return Err(storage.error("driver", &format!("driver {other:?} is not implemented; use containerd")))
+        }
+    }
+    let driver = Driver::Containerd(containerd_config(&storage.section("containerd")?)?);
+
+    let delete = storage.section("delete")?;
+    delete.allow_keys(&["enabled"])?;
+
+    let maintenance = storage.section("maintenance")?;
+    maintenance.allow_keys(&["uploadpurging", "readonly"])?;
+    let purging = maintenance.section("uploadpurging")?;
+    purging.allow_keys(&["enabled", "age", "interval", "dryrun"])?;
+    let defaults = UploadPurging::default();
+    let upload_purging = UploadPurging {
+        enabled: purging.bool("enabled")?.unwrap_or(defaults.enabled),
+        age: purging.duration("age")?.unwrap_or(defaults.age),
+        interval: purging.duration("interval")?.unwrap_or(defaults.interval),
+        dry_run: purging.bool("dryrun")?.unwrap_or(defaults.dry_run),
+    };
+    let readonly = maintenance.section("readonly")?;
+    readonly.allow_keys(&["enabled"])?;
+
+    Ok(StorageConfig {
+        driver,
+        delete_enabled: delete.bool("enabled")?.unwrap_or(false),
+        upload_purging,
+        read_only: readonly.bool("enabled")?.unwrap_or(false),
+    })
+}
+
+fn containerd_config(section: &Section) -> Result<ContainerdConfig, ConfigError> {
+    section.allow_keys(&["address", "namespace", "root", "contentdir"])?;
+    let mut config = ContainerdConfig::with_defaults();
+
+    if let Some(address) = section.string("address")? {
+        let path = address.strip_prefix("unix://").unwrap_or(&address);
+        if path.is_empty() {
+            return Err(section.error("address", "must be the path of containerd's socket"));
+        }
+        config.address = PathBuf::from(path);
+    }
+    if let Some(namespace) = section.string("namespace")? {
+        if !crate::mapping::is_containerd_identifier(&namespace) {
+            return Err(section.error("namespace", &format!("{namespace:?} is not a containerd namespace: use letters, digits and single '.', '_' or '-' between them, at most 76 characters")));
+        }
+        config.namespace = namespace;
+    }
+    if let Some(root) = section.string("root")? {
+        crate::mapping::Mapping::new(&root).map_err(|e| section.error("root", &e.to_string()))?;
+        config.root = root;
+    }
+    if let Some(dir) = section.string("contentdir")? {
+        if !dir.starts_with('/') {
+            return Err(section.error("contentdir", &format!("{dir:?} must be an absolute path")));
+        }
+        config.content_dir = Some(PathBuf::from(dir));
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn containerd(config: &Config) -> &ContainerdConfig {
+        let Driver::Containerd(c) = &config.storage.driver;
+        c
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let config = load_str("", "test", &env(&[])).unwrap();
+        assert_eq!(containerd(&config), &ContainerdConfig::with_defaults());
+        assert_eq!(config.http.addr, "0.0.0.0:5000".parse().unwrap());
+        assert!(!config.storage.delete_enabled);
+        assert_eq!(config.log.level, "info");
+    }
+
+    #[test]
+    fn distribution_style_config() {
+        let text = "version: 0.1\nlog:\n  level: debug\nstorage:\n  containerd:\n    namespace: reg\n    root: /r1\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      age: 2h\nhttp:\n  addr: 127.0.0.1:5001\n";
+        let config = load_str(text, "test", &env(&[])).unwrap();
+        assert_eq!(containerd(&config).namespace, "reg");
+        assert_eq!(containerd(&config).root, "/r1");
+        assert!(config.storage.delete_enabled);
+        assert_eq!(config.storage.upload_purging.age, std::time::Duration::from_secs(7200));
+        assert_eq!(config.http.addr, "127.0.0.1:5001".parse().unwrap());
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let text = "storage:\n  driver: containerd\n  containerd:\n    address: /a.sock\n";
+        let vars = env(&[
+            ("REGISTRY_STORAGE_CONTAINERD_ADDRESS", "/b.sock"),
+            ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+            ("REGISTRY_HTTP_ADDR", ":6000"),
+        ]);
+        let config = load_str(text, "test", &vars).unwrap();
+        assert_eq!(containerd(&config).address, PathBuf::from("/b.sock"));
+        assert!(config.storage.delete_enabled);
+        assert_eq!(config.http.addr.port(), 6000);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = load_str("storage:\n  containerd:\n    adress: /x\n", "test", &env(&[])).unwrap_err();
+        assert!(error.to_string().starts_with("storage.containerd.adress: unknown key"), "{error}");
+
+        let error = load_str("", "test", &env(&[("REGISTRY_STORAGE_CONTAINERD_ADRESS", "/x")])).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("storage.containerd.adress"), "{message}");
+        assert!(message.contains("REGISTRY_STORAGE_CONTAINERD_ADRESS"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            ("storage:\n  filesystem:\n    rootdirectory: /x\n", "storage.filesystem"),
+            ("storage:\n  driver: s3\n", "storage.driver"),
+            ("storage:\n  containerd:\n    root: relative\n", "storage.containerd.root"),
+            ("storage:\n  containerd:\n    namespace: 'a b'\n", "storage.containerd.namespace"),
+            ("storage:\n  delete:\n    enabled: yes please\n", "storage.delete.enabled"),
+            ("http:\n  addr: nowhere\n", "http.addr"),
+            ("auth:\n  htpasswd: {}\n", "auth"),
+            ("log:\n  level: loud\n", "log.level"),
+            ("storage:\n  maintenance:\n    uploadpurging:\n      age: 1d\n", "storage.maintenance.uploadpurging.age"),
+        ];
+        for (text, key) in cases {
+            let message = load_str(text, "test", &env(&[])).unwrap_err().to_string();
+            assert!(message.starts_with(key), "{text:?}: {message}");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The registry's configuration: Docker Distribution's `config.yml`, with `REGISTRY_*`
+//! environment overrides, restricted to what this registry implements.
+
+mod duration;
+mod load;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use duration::parse_go_duration;
+pub use load::{load, load_str, ConfigError};
+
+/// Default containerd socket.
+pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
+/// Default containerd namespace.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Default root that separates registries sharing a namespace.
+pub const DEFAULT_ROOT: &str = "/registry";
+/// Content directory of a containerd installed with its default root.
+pub const DEFAULT_CONTENT_DIR: &str = "/var/lib/containerd/io.containerd.content.v1.content";
+/// Default listen address, as Docker Distribution's.
+pub const DEFAULT_HTTP_ADDR: &str = ":5000";
+
+/// The complete, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    pub formatter: LogFormatter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormatter {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+    /// `http.secret` is accepted for compatibility; this registry signs nothing with it.
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    pub driver: Driver,
+    /// `storage.delete.enabled`: without it, DELETE requests get 405 `UNSUPPORTED`.
+    pub delete_enabled: bool,
+    pub upload_purging: UploadPurging,
+    /// `storage.maintenance.readonly.enabled`.
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Driver {
+    Containerd(ContainerdConfig),
+}
+
+/// The `storage.containerd` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerdConfig {
+    pub address: PathBuf,
+    pub namespace: String,
+    pub root: String,
+    /// An explicit content directory; `None` means discover it from containerd.
+    pub content_dir: Option<PathBuf>,
+}
+
+/// `storage.maintenance.uploadpurging`: abandoned uploads are purged by containerd's garbage
+/// collector once their lease expires `age` after the upload started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadPurging {
+    pub enabled: bool,
+    pub age: Duration,
+    pub interval: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for UploadPurging {
+    fn default() -> Self {
+        UploadPurging {
+            enabled: true,
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dry_run: false,
+        }
+    }
+}
+
+impl ContainerdConfig {
+    pub fn with_defaults() -> ContainerdConfig {
+        ContainerdConfig {
+            address: PathBuf::from(DEFAULT_ADDRESS),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            root: DEFAULT_ROOT.to_owned(),
+            content_dir: None,
+        }
+    }
+}

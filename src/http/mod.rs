@@ -1,0 +1,1 @@
+//! The OCI Distribution HTTP API.

@@ -1,0 +1,25 @@
+//! containerd-registry: an OCI Distribution registry whose storage driver is containerd.
+//!
+//! Module map:
+//! - [`config`]: Distribution's `config.yml` and `REGISTRY_*` overrides.
+//! - [`names`], [`digest`]: the grammar of repository names, tags, references and digests.
+//! - [`mapping`]: the one mapping from registry objects to containerd identifiers.
+//! - [`manifest`]: parsing and validation of pushed manifests and indexes.
+//! - [`limits`]: named bounds on every size a client controls.
+//! - [`error`]: errors grouped by blame, mapped to OCI error codes and HTTP statuses.
+//! - [`storage`]: the storage contract, its containerd implementation and an in-memory one.
+//! - [`http`]: the OCI Distribution HTTP API over any [`storage::Storage`].
+//! - [`range`]: `Range` and `Content-Range` parsing.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod digest;
+pub mod error;
+pub mod limits;
+pub mod manifest;
+pub mod mapping;
+pub mod names;
+pub mod storage;
+pub mod http;
+pub mod range;

@@ -1,0 +1,30 @@
+//! Limits on every size a client controls. Each is checked before the bytes it bounds are
+//! buffered, and a request over a limit is rejected with the matching OCI error code.
+
+/// Maximum length in bytes of a repository name, as Docker Distribution enforces.
+pub const MAX_REPOSITORY_NAME_LEN: usize = 255;
+
+/// Maximum length of a tag; the OCI Distribution Spec grammar allows 128 characters.
+pub const MAX_TAG_LEN: usize = 128;
+
+/// Maximum size of a manifest or index body. The whole body is buffered to verify and parse it,
+/// so this bounds the memory one manifest PUT can take. Docker Distribution uses 4 MiB too.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Maximum number of entries returned by one page of `_catalog` or tags list; a larger `n` is
+/// clamped to this value.
+pub const MAX_PAGE_SIZE: usize = 10_000;
+
+/// Number of entries in a page when the client does not send `n`.
+pub const DEFAULT_PAGE_SIZE: usize = 1_000;
+
+/// Maximum number of descriptors (layers, index children) in one manifest. Each becomes a
+/// containerd label, and all labels of an object are stored and sent together.
+pub const MAX_MANIFEST_REFERENCES: usize = 10_000;
+
+/// Size of the messages the request body is cut into when it is streamed to containerd's
+/// `content.Write`; below containerd's 16 MiB receive limit.
+pub const WRITE_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Maximum number of referrers returned for one subject, which bounds the response body.
+pub const MAX_REFERRERS: usize = 10_000;

@@ -1,0 +1,1 @@
+//! `Range` and `Content-Range` header parsing.

@@ -1,0 +1,1 @@
+//! In-memory storage for tests and demos.
