@@ -72,7 +72,7 @@ impl Mapping {
         };
 
         let path = path.strip_suffix('/').unwrap_or(path);
-        let valid = path.is_empty()
+        let valid = (path.is_empty() && root == "/")
             || path.split('/').all(|component| {
                 !component.is_empty()
                     && component != "."
