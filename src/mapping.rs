@@ -27,6 +27,8 @@ pub const LABEL_SHA512: &str = "containerd-registry.io/sha512";
 pub const LABEL_GC_EXPIRE: &str = "containerd.io/gc.expire";
 /// Prefix of containerd's labels that make a content object keep other content alive.
 pub const LABEL_GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
+/// Label on manifest content that keeps its config blob alive.
+pub const LABEL_GC_REF_CONFIG: &str = "containerd.io/gc.ref.content.config";
 
 /// containerd's maximum length of an identifier such as a lease id.
 pub const CONTAINERD_MAX_ID_LEN: usize = 76;
@@ -154,6 +156,16 @@ impl std::fmt::Display for UploadId {
     }
 }
 
+/// Returns the label key on manifest content that keeps its layer number `index` alive.
+pub fn layer_ref_label(index: usize) -> String {
+    format!("{LABEL_GC_REF_CONTENT}.l.{index}")
+}
+
+/// Returns the label key on index content that keeps its child manifest number `index` alive.
+pub fn child_ref_label(index: usize) -> String {
+    format!("{LABEL_GC_REF_CONTENT}.m.{index}")
+}
+
 /// Checks a string against containerd's identifier grammar and length limit.
 pub fn is_containerd_identifier(id: &str) -> bool {
     id.len() <= CONTAINERD_MAX_ID_LEN
@@ -212,6 +224,13 @@ mod tests {
             let name = mapping.image_name(&repo("library/ubuntu"), &tag);
             assert_eq!(mapping.parse_image_name(&name), Some((repo("library/ubuntu"), tag)));
         }
+    }
+
+    #[test]
+    fn gc_ref_labels_follow_containerd_convention() {
+        assert_eq!(LABEL_GC_REF_CONFIG, format!("{LABEL_GC_REF_CONTENT}.config"));
+        assert_eq!(layer_ref_label(3), "containerd.io/gc.ref.content.l.3");
+        assert_eq!(child_ref_label(0), "containerd.io/gc.ref.content.m.0");
     }
 
     #[test]

@@ -1,0 +1,81 @@
+//! Blobs: content-store entries that a repository's lease lists.
+
+use super::content::to_u64;
+use super::Inner;
+use crate::digest::Digest;
+use crate::error::{ClientError, Error, Result};
+use crate::names::RepositoryName;
+use crate::storage::{BlobInfo, ByteRange, ByteStream};
+
+fn blob_unknown(repository: &RepositoryName, digest: &Digest) -> Error {
+    ClientError::BlobUnknown { repository: repository.to_string(), digest: digest.clone() }.into()
+}
+
+impl Inner {
+    pub(super) async fn stat_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
+        let Some(content_digest) = self.linked_content(repository, digest).await? else {
+            return Err(blob_unknown(repository, digest));
+        };
+        let Some(info) = self.client.content_info(&content_digest).await? else {
+            return Err(blob_unknown(repository, digest));
+        };
+        Ok(BlobInfo { digest: digest.clone(), size: to_u64(info.size, "content size")? })
+    }
+
+    /// Streams a linked blob through one `content.Read` stream. containerd keeps the file open
+    /// for the stream, so a blob unlinked and collected meanwhile is still read in full.
+    pub(super) async fn read_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream> {
+        let Some(content_digest) = self.linked_content(repository, digest).await? else {
+            return Err(blob_unknown(repository, digest));
+        };
+        // A size of 0 reads to the end.
+        let (offset, size) = range.map_or((0, 0), |range| (range.start, range.len()));
+        match self.client.read_content(&content_digest, offset, size).await? {
+            Some(stream) => Ok(stream),
+            None => Err(blob_unknown(repository, digest)),
+        }
+    }
+
+    pub(super) async fn delete_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        let Some(content_digest) = self.aliases.content_digest(&self.client, digest).await? else {
+            return Err(blob_unknown(repository, digest));
+        };
+        let mut links = self.links(repository).await?;
+        if !links.contains(&content_digest) {
+            return Err(blob_unknown(repository, digest));
+        }
+        links.unlink(&self.client, &content_digest).await
+    }
+
+    /// Links a blob of `from` into `repository`. The blob is linked before its existence is
+    /// checked, so that the garbage collector cannot take it between the check and the link.
+    pub(super) async fn mount_blob(
+        &self,
+        repository: &RepositoryName,
+        from: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<BlobInfo>> {
+        let Some(content_digest) = self.linked_content(from, digest).await? else {
+            return Ok(None);
+        };
+
+        let mut links = self.links(repository).await?;
+        let was_linked = links.contains(&content_digest);
+        links.link(&self.client, &content_digest).await?;
+
+        match self.client.content_info(&content_digest).await? {
+            Some(info) => Ok(Some(BlobInfo { digest: digest.clone(), size: to_u64(info.size, "content size")? })),
+            None => {
+                if !was_linked {
+                    links.unlink(&self.client, &content_digest).await?;
+                }
+                Ok(None)
+            }
+        }
+    }
+}
