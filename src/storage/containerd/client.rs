@@ -88,21 +88,20 @@ impl From<Failure> for Error {
     }
 }
 
-/// Describes the transport error behind a status, with its causes, or returns `None` when the
-/// status came from containerd itself.
+/// Describes the transport or socket error behind a status, with its causes, or returns `None`
+/// when the status came from containerd itself.
 fn transport_failure(status: &Status) -> Option<String> {
     let source = std::error::Error::source(status)?;
-    if !source.is::<tonic::transport::Error>() {
-        return None;
-    }
 
-    let mut message = format!("containerd is unreachable: {source}");
-    let mut cause = source.source();
+    let mut message = String::from("containerd is unreachable");
+    let mut from_transport = false;
+    let mut cause = Some(source);
     while let Some(error) = cause {
+        from_transport |= error.is::<tonic::transport::Error>() || error.is::<std::io::Error>();
         message.push_str(&format!(": {error}"));
         cause = error.source();
     }
-    Some(message)
+    from_transport.then_some(message)
 }
 
 /// The result of a containerd call before the caller decides what a failure means.

@@ -77,7 +77,8 @@ impl Client {
         let digest = digest.to_owned();
         let mut next_offset: i64 = 0;
         let bytes = responses.map(move |item| {
-            let message = item.map_err(|status| std::io::Error::other(Error::containerd("content.Read", status)))?;
+            let message =
+                item.map_err(|status| std::io::Error::other(Failure::new("content.Read", status).into_error()))?;
             if message.offset != next_offset {
                 return Err(std::io::Error::other(format!(
                     "containerd sent bytes of {digest} at read offset {}, expected read offset {next_offset}",
