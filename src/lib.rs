@@ -10,8 +10,13 @@
 //! - [`storage`]: the storage contract, its containerd implementation and an in-memory one.
 //! - [`http`]: the OCI Distribution HTTP API over any [`storage::Storage`].
 //! - [`range`]: `Range` and `Content-Range` parsing.
+//! - [`server`]: start-up, serving and the `check` report; [`socket`] and [`contentdir`] diagnose
+//!   access to containerd's socket and content directory.
+//! - [`logging`]: the tracing subscriber.
+//! - [`fastpath`]: serving committed blob files from containerd's content directory; the only
+//!   module allowed `unsafe` (to map files).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod digest;
@@ -23,3 +28,8 @@ pub mod names;
 pub mod storage;
 pub mod http;
 pub mod range;
+pub mod contentdir;
+pub mod logging;
+pub mod server;
+pub mod socket;
+pub mod fastpath;

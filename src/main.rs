@@ -1,1 +1,68 @@
-fn main() {}
+//! The `containerd-registry` command: `serve` runs the registry, `check` reports how it would
+//! reach containerd.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use containerd_registry::{config, logging, server};
+
+#[derive(Parser)]
+#[command(version, about = "An OCI Distribution registry whose storage driver is containerd")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry.
+    Serve {
+        /// Docker Distribution style config.yml; without it, defaults and REGISTRY_* variables apply.
+        config: Option<PathBuf>,
+    },
+    /// Load the configuration, connect to containerd and report what the registry would use.
+    Check {
+        /// Docker Distribution style config.yml.
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (Command::Serve { config: path } | Command::Check { config: path }) = &cli.command;
+
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match config::load(path.as_deref(), &env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("containerd-registry: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("containerd-registry: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let result = match cli.command {
+        Command::Serve { .. } => {
+            logging::init(&config.log);
+            runtime.block_on(server::serve(config))
+        }
+        Command::Check { .. } => runtime.block_on(server::check(&config, &mut std::io::stdout())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("containerd-registry: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,3 +1,6 @@
-//! Fixtures shared by the integration tests.
+//! Fixtures shared by the integration tests. Each test binary uses some of them.
+#![allow(dead_code)]
 
 pub mod containerd;
+pub mod image;
+pub mod registry;

@@ -1,0 +1,17 @@
+//! Logging set-up from `log.level` and `log.formatter`; `RUST_LOG`, when set, overrides the level.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormatter};
+
+/// Installs the global subscriber. Logs go to standard error.
+pub fn init(config: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("warn,containerd_registry={}", config.level))
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.formatter {
+        LogFormatter::Text => builder.init(),
+        LogFormatter::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,132 @@
+//! Start-up: connect to containerd, find the content directory, bind and serve the HTTP API.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ContainerdConfig, Driver};
+use crate::contentdir::{self, ContentDir};
+use crate::http::{router, AppState};
+use crate::socket::check_socket;
+use crate::storage::containerd::ContainerdStorage;
+
+/// containerd connected and checked, with the content directory it uses.
+struct Backend {
+    storage: ContainerdStorage,
+    version: String,
+    content_dir: ContentDir,
+}
+
+async fn connect(config: &Config) -> Result<Backend, String> {
+    let Driver::Containerd(containerd) = &config.storage.driver;
+    check_socket(&containerd.address)?;
+
+    let storage = ContainerdStorage::connect(containerd, &config.storage.upload_purging)
+        .map_err(|error| connect_error(containerd, &error.to_string()))?;
+    let version = storage.version().await.map_err(|error| connect_error(containerd, &error.to_string()))?;
+
+    let introspected = match storage.content_dir().await {
+        Ok(root) => root,
+        Err(error) => {
+            tracing::warn!(%error, "containerd did not report its content directory");
+            None
+        }
+    };
+    let content_dir = contentdir::discover(containerd.content_dir.as_deref(), introspected);
+    Ok(Backend { storage, version, content_dir })
+}
+
+fn connect_error(containerd: &ContainerdConfig, message: &str) -> String {
+    format!(
+        "containerd at {} does not answer: {message}; check that containerd is running and that \
+         storage.containerd.address names its socket",
+        containerd.address.display()
+    )
+}
+
+/// Runs the registry until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let Driver::Containerd(containerd) = &config.storage.driver;
+    let backend = connect(&config).await?;
+    tracing::info!(
+        version = %backend.version,
+        address = %containerd.address.display(),
+        namespace = %containerd.namespace,
+        root = %containerd.root,
+        "connected to containerd"
+    );
+    match &backend.content_dir.readable {
+        Ok(()) => tracing::info!(
+            path = %backend.content_dir.path.display(),
+            source = %backend.content_dir.source,
+            "content directory is readable"
+        ),
+        Err(reason) => tracing::warn!(
+            path = %backend.content_dir.path.display(),
+            source = %backend.content_dir.source,
+            %reason,
+            "content directory is not readable; blobs are served through containerd's gRPC API"
+        ),
+    }
+
+    let state = AppState {
+        storage: Arc::new(backend.storage),
+        delete_enabled: config.storage.delete_enabled,
+        read_only: config.storage.read_only,
+    };
+    let listener = TcpListener::bind(config.http.addr)
+        .await
+        .map_err(|error| format!("cannot listen on http.addr {}: {error}", config.http.addr))?;
+    let local = listener.local_addr().map_err(|error| error.to_string())?;
+    tracing::info!(addr = %local, delete_enabled = state.delete_enabled, read_only = state.read_only, "listening");
+
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|error| format!("HTTP server failed: {error}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+/// Prints what the registry would use: containerd's version, namespace, root and content
+/// directory with its source and whether the fast path can read it.
+pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> {
+    let Driver::Containerd(containerd) = &config.storage.driver;
+    let backend = connect(config).await?;
+    let content_dir = &backend.content_dir;
+    let fast_path = match &content_dir.readable {
+        Ok(()) => "readable: blobs can be served from disk".to_owned(),
+        Err(reason) => format!("not readable ({reason}): blobs are served through gRPC"),
+    };
+
+    let report = format!(
+        "containerd:  {} (version {})\nnamespace:   {}\nroot:        {}\ncontentdir:  {} (from {})\nfast path:   {}\nlisten:      {}\ndelete:      {}\n",
+        containerd.address.display(),
+        backend.version,
+        containerd.namespace,
+        containerd.root,
+        content_dir.path.display(),
+        content_dir.source,
+        fast_path,
+        config.http.addr,
+        if config.storage.delete_enabled { "enabled" } else { "disabled" },
+    );
+    out.write_all(report.as_bytes()).map_err(|error| error.to_string())
+}
