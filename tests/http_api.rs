@@ -925,6 +925,21 @@ async fn manifest_get_unknown_returns_404() {
 }
 
 #[tokio::test]
+async fn manifest_read_invalid_tag_returns_404() {
+    let app = registry();
+    image_in(&app, "a", "tag").await;
+
+    let reply = call(&app, Method::GET, "/v2/a/manifests/.INVALID_MANIFEST_NAME").await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+
+    let reply = call(&app, Method::HEAD, "/v2/a/manifests/.INVALID_MANIFEST_NAME").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+    let reply = call(&app, Method::GET, "/v2/a/manifests/md5:00").await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+}
+
+#[tokio::test]
 async fn manifest_accept_negotiation() {
     let app = registry();
     let manifest = image_in(&app, "a", "accept").await;

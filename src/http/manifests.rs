@@ -21,7 +21,7 @@ use crate::digest::Digest;
 use crate::error::{ClientError, ErrorCode};
 use crate::limits::MAX_MANIFEST_BYTES;
 use crate::manifest::Manifest;
-use crate::names::{Reference, RepositoryName};
+use crate::names::{NameError, Reference, RepositoryName};
 
 /// `GET` and `HEAD`: the manifest bytes as pushed, with their media type. axum drops the body of
 /// a HEAD response and keeps its headers.
@@ -31,7 +31,7 @@ pub(super) async fn get(
     reference: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let reference = Reference::parse(reference)?;
+    let reference = parse_read_reference(repository, reference)?;
     let manifest = state.storage.get_manifest(repository, &reference).await?;
 
     if !accepts(headers, &manifest.media_type) {
@@ -139,12 +139,27 @@ fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::ManifestInvalid, message)
 }
 
+/// Parses the reference of a read. A tag outside the grammar cannot name a stored manifest, so it
+/// is 404 `MANIFEST_UNKNOWN`, as in Docker Distribution, whose routes do not match such a tag.
+/// An invalid digest stays 400 `DIGEST_INVALID`.
+fn parse_read_reference(repository: &RepositoryName, reference: &str) -> Result<Reference, ApiError> {
+    match Reference::parse(reference) {
+        Ok(parsed) => Ok(parsed),
+        Err(NameError::InvalidTag(tag)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ManifestUnknown,
+            format!("manifest {tag:?} is not known in repository {repository}: it is not a valid tag"),
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
 /// `DELETE`: by digest, unlinks the manifest and removes its tags; by tag, removes only the tag.
 pub(super) async fn delete(state: &AppState, repository: &RepositoryName, reference: &str) -> Result<Response, ApiError> {
     if !state.delete_enabled {
         return Err(super::blobs::delete_disabled().into());
     }
-    match Reference::parse(reference)? {
+    match parse_read_reference(repository, reference)? {
         Reference::Digest(digest) => state.storage.delete_manifest(repository, &digest).await?,
         Reference::Tag(tag) => state.storage.delete_tag(repository, &tag).await?,
     }
