@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 cargo build --all-targets --quiet
-cargo test --all-targets -- --test-threads=2
+cargo test --all-targets
