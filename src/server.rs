@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Config, ContainerdConfig, Driver};
+use crate::config::{Config, ContainerdConfig, Driver, FastPathMode};
 use crate::contentdir::{self, ContentDir};
 use crate::http::{router, AppState};
 use crate::socket::check_socket;
@@ -70,6 +70,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
         ),
     }
 
+    match (&backend.content_dir.readable, containerd.fast_path) {
+        (Ok(()), FastPathMode::Mmap) => {
+            backend.storage.enable_fast_path(backend.content_dir.path.clone());
+            tracing::info!(strategy = containerd.fast_path.as_str(), "blob GETs read from the content directory");
+        }
+        (_, mode) => tracing::info!(strategy = mode.as_str(), "blob GETs read through containerd's gRPC API"),
+    }
+
     let state = AppState {
         storage: Arc::new(backend.storage),
         delete_enabled: config.storage.delete_enabled,
@@ -111,9 +119,10 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> 
     let Driver::Containerd(containerd) = &config.storage.driver;
     let backend = connect(config).await?;
     let content_dir = &backend.content_dir;
-    let fast_path = match &content_dir.readable {
-        Ok(()) => "readable: blobs can be served from disk".to_owned(),
-        Err(reason) => format!("not readable ({reason}): blobs are served through gRPC"),
+    let fast_path = match (&content_dir.readable, containerd.fast_path) {
+        (Ok(()), FastPathMode::Off) => "off (fastpath: off): blobs are served through gRPC".to_owned(),
+        (Ok(()), mode) => format!("{}: blobs are served from the content directory", mode.as_str()),
+        (Err(reason), _) => format!("content directory not readable ({reason}): blobs are served through gRPC"),
     };
 
     let report = format!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use containerd_registry::config::{ContainerdConfig, UploadPurging};
+use containerd_registry::config::{ContainerdConfig, FastPathMode, UploadPurging};
 use containerd_registry::digest::{Algorithm, Digest};
 use containerd_registry::error::{ClientError, Error};
 use containerd_registry::manifest::{Manifest, OCI_INDEX, OCI_MANIFEST};
@@ -35,6 +35,7 @@ fn storage_with(containerd: &Containerd, namespace: &str, root: &str, purging: U
         namespace: namespace.to_owned(),
         root: root.to_owned(),
         content_dir: None,
+        fast_path: FastPathMode::Off,
     };
     ContainerdStorage::connect(&config, &purging).expect("connect to containerd")
 }

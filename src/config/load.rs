@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{
-    parse_go_duration, Config, ContainerdConfig, Driver, HttpConfig, LogConfig, LogFormatter,
+    parse_go_duration, Config, ContainerdConfig, Driver, FastPathMode, HttpConfig, LogConfig, LogFormatter,
     StorageConfig, UploadPurging, DEFAULT_HTTP_ADDR,
 };
 
@@ -312,7 +312,7 @@ fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
 }
 
 fn containerd_config(section: &Section) -> Result<ContainerdConfig, ConfigError> {
-    section.allow_keys(&["address", "namespace", "root", "contentdir"])?;
+    section.allow_keys(&["address", "namespace", "root", "contentdir", "fastpath"])?;
     let mut config = ContainerdConfig::with_defaults();
 
     if let Some(address) = section.string("address")? {
@@ -337,6 +337,10 @@ fn containerd_config(section: &Section) -> Result<ContainerdConfig, ConfigError>
             return Err(section.error("contentdir", &format!("{dir:?} must be an absolute path")));
         }
         config.content_dir = Some(PathBuf::from(dir));
+    }
+    if let Some(mode) = section.string("fastpath")? {
+        config.fast_path = FastPathMode::parse(&mode)
+            .ok_or_else(|| section.error("fastpath", &format!("{mode:?} is not a read strategy; use mmap or off")))?;
     }
     Ok(config)
 }
@@ -386,6 +390,10 @@ mod tests {
         assert_eq!(containerd(&config).address, PathBuf::from("/b.sock"));
         assert!(config.storage.delete_enabled);
         assert_eq!(config.http.addr.port(), 6000);
+
+        let vars = env(&[("REGISTRY_STORAGE_CONTAINERD_FASTPATH", "off")]);
+        let config = load_str("", "test", &vars).unwrap();
+        assert_eq!(containerd(&config).fast_path, FastPathMode::Off);
     }
 
     #[test]
@@ -406,6 +414,7 @@ mod tests {
             ("storage:\n  driver: s3\n", "storage.driver"),
             ("storage:\n  containerd:\n    root: relative\n", "storage.containerd.root"),
             ("storage:\n  containerd:\n    namespace: 'a b'\n", "storage.containerd.namespace"),
+            ("storage:\n  containerd:\n    fastpath: turbo\n", "storage.containerd.fastpath"),
             ("storage:\n  delete:\n    enabled: yes please\n", "storage.delete.enabled"),
             ("http:\n  addr: nowhere\n", "http.addr"),
             ("auth:\n  htpasswd: {}\n", "auth"),

@@ -73,6 +73,37 @@ pub struct ContainerdConfig {
     pub root: String,
     /// An explicit content directory; `None` means discover it from containerd.
     pub content_dir: Option<PathBuf>,
+    /// How blob bytes are read for GET responses.
+    pub fast_path: FastPathMode,
+}
+
+/// `storage.containerd.fastpath`: how blob GETs read committed blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FastPathMode {
+    /// Map the blob file from the content directory and hand slices of the mapping to the HTTP
+    /// stack: one copy, from the page cache to the socket. The default.
+    #[default]
+    Mmap,
+    /// Read through containerd's gRPC `content.Read`, one stream per response.
+    Off,
+}
+
+impl FastPathMode {
+    /// Parses a config value: `mmap` or `off`.
+    pub fn parse(value: &str) -> Option<FastPathMode> {
+        match value {
+            "mmap" => Some(FastPathMode::Mmap),
+            "off" => Some(FastPathMode::Off),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FastPathMode::Mmap => "mmap",
+            FastPathMode::Off => "off",
+        }
+    }
 }
 
 /// `storage.maintenance.uploadpurging`: abandoned uploads are purged by containerd's garbage
@@ -103,6 +134,7 @@ impl ContainerdConfig {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             root: DEFAULT_ROOT.to_owned(),
             content_dir: None,
+            fast_path: FastPathMode::default(),
         }
     }
 }

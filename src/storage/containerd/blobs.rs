@@ -19,11 +19,17 @@ impl Inner {
         let Some(info) = self.client.content_info(&content_digest).await? else {
             return Err(blob_unknown(repository, digest));
         };
-        Ok(BlobInfo { digest: digest.clone(), size: to_u64(info.size, "content size")? })
+        let size = to_u64(info.size, "content size")?;
+        if let Some(files) = self.blob_files.get() {
+            files.remember_size(&content_digest, size);
+        }
+        Ok(BlobInfo { digest: digest.clone(), size })
     }
 
-    /// Streams a linked blob through one `content.Read` stream. containerd keeps the file open
-    /// for the stream, so a blob unlinked and collected meanwhile is still read in full.
+    /// Streams a linked blob from its file in the content directory when the fast path is on,
+    /// and otherwise, or when the file cannot be used, through one `content.Read` stream. Both
+    /// keep the file open (or mapped) for the whole response, so a blob unlinked and collected
+    /// meanwhile is still read in full.
     pub(super) async fn read_blob(
         &self,
         repository: &RepositoryName,
@@ -33,6 +39,23 @@ impl Inner {
         let Some(content_digest) = self.linked_content(repository, digest).await? else {
             return Err(blob_unknown(repository, digest));
         };
+        if let Some(files) = self.blob_files.get() {
+            let size = match files.cached_size(&content_digest) {
+                Some(size) => Some(size),
+                None => match self.client.content_info(&content_digest).await? {
+                    Some(info) => Some(to_u64(info.size, "content size")?),
+                    None => None,
+                },
+            };
+            let Some(size) = size else {
+                return Err(blob_unknown(repository, digest));
+            };
+            files.remember_size(&content_digest, size);
+            if let Some(stream) = files.stream(&content_digest, size, range) {
+                return Ok(stream);
+            }
+        }
+
         // A size of 0 reads to the end.
         let (offset, size) = range.map_or((0, 0), |range| (range.start, range.len()));
         match self.client.read_content(&content_digest, offset, size).await? {

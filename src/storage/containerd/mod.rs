@@ -14,6 +14,7 @@
 //! - `uploads`, `blobs`, `manifests`, `tags`, `referrers`: the [`Storage`] operations.
 
 mod aliases;
+mod blob_files;
 mod blobs;
 mod client;
 mod content;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use self::aliases::Aliases;
+use self::blob_files::BlobFiles;
 use self::client::Client;
 use self::repositories::Repositories;
 use crate::config::{ContainerdConfig, UploadPurging};
@@ -62,6 +64,8 @@ struct Inner {
     upload_lifetime: Option<Duration>,
     repositories: Repositories,
     aliases: Aliases,
+    /// Set once the content directory is known to be readable and the fast path is on.
+    blob_files: std::sync::OnceLock<BlobFiles>,
 }
 
 impl ContainerdStorage {
@@ -82,6 +86,7 @@ impl ContainerdStorage {
             upload_lifetime,
             repositories: Repositories::default(),
             aliases: Aliases::default(),
+            blob_files: std::sync::OnceLock::new(),
         };
         Ok(ContainerdStorage { inner: Arc::new(inner) })
     }
@@ -95,6 +100,18 @@ impl ContainerdStorage {
     /// when it reports none.
     pub async fn content_dir(&self) -> Result<Option<PathBuf>> {
         self.inner.client.content_root().await
+    }
+
+    /// Serves blob GETs from the files of `content_dir`, which must be containerd's content
+    /// directory and readable by this process. Without it, every read goes through gRPC. Only
+    /// the first call has an effect.
+    pub fn enable_fast_path(&self, content_dir: PathBuf) {
+        let _ = self.inner.blob_files.set(BlobFiles::new(content_dir));
+    }
+
+    /// Returns the number of blob reads that fell back from the fast path to gRPC.
+    pub fn fast_path_fallbacks(&self) -> u64 {
+        self.inner.blob_files.get().map_or(0, BlobFiles::fallback_count)
     }
 
     /// Runs a change on a task of its own and waits for it. Dropping the returned future does

@@ -1,0 +1,107 @@
+//! The fast path of blob GETs: committed blob files read from containerd's content directory
+//! instead of through gRPC, with a logged, counted fallback when a file cannot be used.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::digest::Digest;
+use crate::fastpath::{blob_path, mmap_stream, open_blob};
+use crate::storage::{ByteRange, ByteStream};
+
+/// Maximum number of blob sizes kept in the cache; the cache is cleared when it is full. A
+/// digest's size never changes, so an entry is never stale, only possibly unused.
+const MAX_CACHED_SIZES: usize = 100_000;
+
+/// Minimum time between two fallback warnings; the ones in between are counted and reported
+/// with the next warning.
+const FALLBACK_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Reads committed blobs from a content directory this process can read.
+pub struct BlobFiles {
+    dir: PathBuf,
+    sizes: RwLock<HashMap<String, u64>>,
+    fallbacks: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+    suppressed_warnings: AtomicU64,
+}
+
+impl BlobFiles {
+    pub fn new(dir: PathBuf) -> BlobFiles {
+        BlobFiles {
+            dir,
+            sizes: RwLock::new(HashMap::new()),
+            fallbacks: AtomicU64::new(0),
+            last_warning: Mutex::new(None),
+            suppressed_warnings: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns the cached size of a content digest (`sha256:<hex>`).
+    pub fn cached_size(&self, content_digest: &str) -> Option<u64> {
+        self.sizes.read().ok()?.get(content_digest).copied()
+    }
+
+    pub fn remember_size(&self, content_digest: &str, size: u64) {
+        let Ok(mut sizes) = self.sizes.write() else { return };
+        if sizes.len() >= MAX_CACHED_SIZES {
+            sizes.clear();
+        }
+        sizes.insert(content_digest.to_owned(), size);
+    }
+
+    /// Returns the number of reads that fell back to gRPC since start-up.
+    pub fn fallback_count(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Streams `range` of the committed blob `content_digest` of `size` bytes from its file, or
+    /// returns `None` after logging why the file cannot be used, so the caller reads via gRPC.
+    pub fn stream(&self, content_digest: &str, size: u64, range: Option<ByteRange>) -> Option<ByteStream> {
+        let digest: Digest = match content_digest.parse() {
+            Ok(digest) => digest,
+            Err(error) => {
+                self.fall_back(content_digest, &error.to_string());
+                return None;
+            }
+        };
+        let path = blob_path(&self.dir, &digest);
+
+        let file = match open_blob(&path, size) {
+            Ok(file) => file,
+            Err(error) => {
+                self.fall_back(content_digest, &error.to_string());
+                return None;
+            }
+        };
+        match mmap_stream(&file, size, range) {
+            Ok(stream) => Some(stream),
+            Err(error) => {
+                self.fall_back(content_digest, &format!("cannot map {}: {error}", path.display()));
+                None
+            }
+        }
+    }
+
+    fn fall_back(&self, content_digest: &str, reason: &str) {
+        let total = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(mut last) = self.last_warning.lock() else { return };
+
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < FALLBACK_WARNING_INTERVAL) {
+            self.suppressed_warnings.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(now);
+        let suppressed = self.suppressed_warnings.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            digest = content_digest,
+            reason,
+            fallbacks_total = total,
+            suppressed_warnings = suppressed,
+            "blob file unusable, reading through containerd's gRPC API"
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! Blob reads through every strategy (the content-directory fast path and gRPC) must return the
+//! same bytes and headers for every kind of request, and the fast path must never serve a blob
+//! that this namespace and repository do not own.
+
+mod support;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use containerd_registry::config::{ContainerdConfig, FastPathMode, UploadPurging};
+use containerd_registry::digest::Digest;
+use containerd_registry::http::{router, AppState};
+use containerd_registry::names::RepositoryName;
+use containerd_registry::storage::containerd::ContainerdStorage;
+use containerd_registry::storage::{ByteStream, Storage};
+
+use support::containerd::Containerd;
+
+const NAMESPACE: &str = "strategies";
+
+fn storage(containerd: &Containerd, namespace: &str, root: &str, mode: FastPathMode) -> ContainerdStorage {
+    let config = ContainerdConfig {
+        address: containerd.socket(),
+        namespace: namespace.to_owned(),
+        root: root.to_owned(),
+        content_dir: None,
+        fast_path: mode,
+    };
+    let storage = ContainerdStorage::connect(&config, &UploadPurging::default()).unwrap();
+    if mode != FastPathMode::Off {
+        storage.enable_fast_path(containerd.content_dir());
+    }
+    storage
+}
+
+fn app(storage: ContainerdStorage) -> Router {
+    router(AppState { storage: Arc::new(storage), delete_enabled: true, read_only: false })
+}
+
+fn body(bytes: &[u8]) -> ByteStream {
+    let owned = Bytes::copy_from_slice(bytes);
+    Box::pin(futures::stream::iter([Ok(owned)]))
+}
+
+async fn push(storage: &ContainerdStorage, repository: &str, bytes: &[u8]) -> Digest {
+    let repository = RepositoryName::parse(repository).unwrap();
+    let digest = Digest::sha256(bytes);
+    let upload = storage.start_upload(&repository).await.unwrap();
+    storage.commit_upload(&repository, &upload.id, &digest, body(bytes)).await.unwrap();
+    digest
+}
+
+struct Reply {
+    status: StatusCode,
+    content_range: Option<String>,
+    content_length: Option<String>,
+    body: Bytes,
+}
+
+async fn get(app: &Router, uri: &str, range: Option<&str>) -> Reply {
+    let mut request = Request::get(uri);
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (status, content_range, content_length) = (response.status(), header("content-range"), header("content-length"));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, content_range, content_length, body }
+}
+
+/// The expectations every strategy must meet for a blob of `data`.
+async fn assert_reads(app: &Router, strategy: &str, uri: &str, data: &[u8]) {
+    let size = data.len() as u64;
+    let full = get(app, uri, None).await;
+    assert_eq!(full.status, StatusCode::OK, "{strategy}: full GET");
+    assert_eq!(full.content_length, Some(size.to_string()), "{strategy}: length");
+    assert!(full.body == data, "{strategy}: full body differs");
+
+    if size == 0 {
+        let reply = get(app, uri, Some("bytes=0-0")).await;
+        assert_eq!(reply.status, StatusCode::RANGE_NOT_SATISFIABLE, "{strategy}: range of empty blob");
+        return;
+    }
+
+    let mut cases: Vec<(String, u64, u64)> = vec![
+        ("bytes=0-0".into(), 0, 0),
+        (format!("bytes={}-{}", size - 1, size - 1), size - 1, size - 1),
+        (format!("bytes={}-", size / 2), size / 2, size - 1),
+        ("bytes=-1".into(), size - 1, size - 1),
+        (format!("bytes=-{}", size + 10), 0, size - 1),
+        (format!("bytes={}-{}", size / 3, size / 3 * 2), size / 3, size / 3 * 2),
+    ];
+    if size > 1 {
+        cases.push((format!("bytes=1-{}", size + 100), 1, size - 1));
+    }
+    for (range, start, end) in cases {
+        let reply = get(app, uri, Some(&range)).await;
+        assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT, "{strategy}: {range}");
+        assert_eq!(reply.content_range, Some(format!("bytes {start}-{end}/{size}")), "{strategy}: {range}");
+        assert!(reply.body == data[start as usize..=end as usize], "{strategy}: body of {range} differs");
+    }
+
+    let past = get(app, uri, Some(&format!("bytes={size}-"))).await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE, "{strategy}: range past the end");
+    assert_eq!(past.content_range, Some(format!("bytes */{size}")), "{strategy}: 416 Content-Range");
+}
+
+#[tokio::test]
+async fn every_strategy_returns_identical_bytes() {
+    let containerd = Containerd::start();
+    let writer = storage(&containerd, NAMESPACE, "/registry", FastPathMode::Off);
+
+    let large: Vec<u8> = (0..9 * 1024 * 1024 + 7).map(|i| (i * 31 % 251) as u8).collect();
+    let blobs: Vec<(&str, Vec<u8>)> = vec![("empty", Vec::new()), ("one", vec![42]), ("small", b"hello, blob".to_vec()), ("large", large)];
+    let mut pushed = Vec::new();
+    for (name, data) in &blobs {
+        pushed.push((*name, push(&writer, "strategies/app", data).await, data));
+    }
+
+    for mode in [FastPathMode::Mmap, FastPathMode::Off] {
+        let reader = storage(&containerd, NAMESPACE, "/registry", mode);
+        let app = app(reader.clone());
+        for (name, digest, data) in &pushed {
+            let strategy = format!("{} on {name}", mode.as_str());
+            assert_reads(&app, &strategy, &format!("/v2/strategies/app/blobs/{digest}"), data).await;
+        }
+        assert_eq!(reader.fast_path_fallbacks(), 0, "{}: fell back to gRPC", mode.as_str());
+    }
+}
+
+#[tokio::test]
+async fn fast_path_serves_only_owned_blobs() {
+    let containerd = Containerd::start();
+    let other_namespace = storage(&containerd, "elsewhere", "/registry", FastPathMode::Off);
+    let other_root = storage(&containerd, NAMESPACE, "/other-root", FastPathMode::Off);
+    let in_namespace = push(&other_namespace, "secret/app", b"another namespace's layer").await;
+    let in_root = push(&other_root, "secret/app", b"another root's layer").await;
+
+    let reader = storage(&containerd, NAMESPACE, "/registry", FastPathMode::Mmap);
+    push(&reader, "mine/app", b"own layer").await;
+    let app = app(reader);
+
+    for digest in [&in_namespace, &in_root] {
+        assert!(containerd.blob_path(digest.hex()).exists(), "blob file of {digest} exists on disk");
+        for repository in ["secret/app", "mine/app"] {
+            let reply = get(&app, &format!("/v2/{repository}/blobs/{digest}"), None).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{repository} {digest}");
+            let text = String::from_utf8_lossy(&reply.body);
+            assert!(text.contains("BLOB_UNKNOWN"), "{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn response_survives_gc_of_its_blob() {
+    let containerd = Containerd::start();
+    for mode in [FastPathMode::Mmap, FastPathMode::Off] {
+        let storage = storage(&containerd, NAMESPACE, "/registry", mode);
+        let data: Vec<u8> = (0..32 * 1024 * 1024).map(|i| (i * 7 % 253) as u8).collect();
+        let digest = push(&storage, "gc/app", &data).await;
+        let repository = RepositoryName::parse("gc/app").unwrap();
+
+        let mut stream = storage.read_blob(&repository, &digest, None).await.unwrap();
+        let mut received = Vec::new();
+        let first = futures::StreamExt::next(&mut stream).await.unwrap().unwrap();
+        received.extend_from_slice(&first);
+
+        storage.delete_blob(&repository, &digest).await.unwrap();
+        containerd.force_gc().await;
+        assert!(!containerd.blob_path(digest.hex()).exists(), "{}: GC removed the blob file", mode.as_str());
+
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            received.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(received == data, "{}: response torn by GC", mode.as_str());
+    }
+}
