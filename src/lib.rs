@@ -10,6 +10,7 @@
 //! - [`storage`]: the storage contract, its containerd implementation and an in-memory one.
 //! - [`http`]: the OCI Distribution HTTP API over any [`storage::Storage`].
 //! - [`range`]: `Range` and `Content-Range` parsing.
+//! - [`pagination`]: the `n` and `last` parameters of `_catalog` and tags list.
 //! - [`server`]: start-up, serving and the `check` report; [`socket`] and [`contentdir`] diagnose
 //!   access to containerd's socket and content directory.
 //! - [`logging`]: the tracing subscriber.
@@ -25,6 +26,7 @@ pub mod limits;
 pub mod manifest;
 pub mod mapping;
 pub mod names;
+pub mod pagination;
 pub mod storage;
 pub mod http;
 pub mod range;
