@@ -13,6 +13,8 @@
 //! - [`pagination`]: the `n` and `last` parameters of `_catalog` and tags list.
 //! - [`server`]: start-up, serving and the `check` report; [`socket`] and [`contentdir`] diagnose
 //!   access to containerd's socket and content directory.
+//! - [`front`]: connection handling: plain HTTP/1.1 blob GETs answered with sendfile, the rest
+//!   by hyper and the router.
 //! - [`logging`]: the tracing subscriber.
 //! - [`fastpath`]: serving committed blob files from containerd's content directory; the only
 //!   module allowed `unsafe` (to map files).
@@ -35,3 +37,4 @@ pub mod logging;
 pub mod server;
 pub mod socket;
 pub mod fastpath;
+pub mod front;

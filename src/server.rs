@@ -70,16 +70,20 @@ pub async fn serve(config: Config) -> Result<(), String> {
         ),
     }
 
-    match (&backend.content_dir.readable, containerd.fast_path) {
-        (Ok(()), FastPathMode::Mmap) => {
-            backend.storage.enable_fast_path(backend.content_dir.path.clone());
-            tracing::info!(strategy = containerd.fast_path.as_str(), "blob GETs read from the content directory");
+    let sendfile = match (&backend.content_dir.readable, containerd.fast_path) {
+        (Ok(()), FastPathMode::Off) | (Err(_), _) => {
+            tracing::info!(strategy = "off", "blob GETs read through containerd's gRPC API");
+            None
         }
-        (_, mode) => tracing::info!(strategy = mode.as_str(), "blob GETs read through containerd's gRPC API"),
-    }
+        (Ok(()), mode) => {
+            backend.storage.enable_fast_path(backend.content_dir.path.clone());
+            tracing::info!(strategy = mode.as_str(), "blob GETs read from the content directory");
+            (mode == FastPathMode::Sendfile).then(|| backend.storage.clone())
+        }
+    };
 
     let state = AppState {
-        storage: Arc::new(backend.storage),
+        storage: Arc::new(backend.storage.clone()),
         delete_enabled: config.storage.delete_enabled,
         read_only: config.storage.read_only,
     };
@@ -89,10 +93,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let local = listener.local_addr().map_err(|error| error.to_string())?;
     tracing::info!(addr = %local, delete_enabled = state.delete_enabled, read_only = state.read_only, "listening");
 
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|error| format!("HTTP server failed: {error}"))?;
+    crate::front::serve(listener, router(state), sendfile, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

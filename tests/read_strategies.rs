@@ -15,6 +15,7 @@ use tower::ServiceExt;
 
 use containerd_registry::config::{ContainerdConfig, FastPathMode, UploadPurging};
 use containerd_registry::digest::Digest;
+use containerd_registry::front;
 use containerd_registry::http::{router, AppState};
 use containerd_registry::names::RepositoryName;
 use containerd_registry::storage::containerd::ContainerdStorage;
@@ -56,6 +57,21 @@ async fn push(storage: &ContainerdStorage, repository: &str, bytes: &[u8]) -> Di
     digest
 }
 
+/// Where requests go: the router in process, or a real loopback server through the sendfile front.
+enum Target {
+    Router(Router),
+    Server(String),
+}
+
+/// Starts the sendfile front on a loopback port; it stops with the test's runtime.
+async fn start_front(storage: ContainerdStorage) -> Target {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(storage.clone());
+    tokio::spawn(front::serve(listener, router, Some(storage), std::future::pending()));
+    Target::Server(base)
+}
+
 struct Reply {
     status: StatusCode,
     content_range: Option<String>,
@@ -63,7 +79,11 @@ struct Reply {
     body: Bytes,
 }
 
-async fn get(app: &Router, uri: &str, range: Option<&str>) -> Reply {
+async fn get(target: &Target, uri: &str, range: Option<&str>) -> Reply {
+    let app = match target {
+        Target::Router(app) => app,
+        Target::Server(base) => return get_over_http(base, uri, range).await,
+    };
     let mut request = Request::get(uri);
     if let Some(range) = range {
         request = request.header("range", range);
@@ -75,8 +95,22 @@ async fn get(app: &Router, uri: &str, range: Option<&str>) -> Reply {
     Reply { status, content_range, content_length, body }
 }
 
+async fn get_over_http(base: &str, uri: &str, range: Option<&str>) -> Reply {
+    let client = reqwest::Client::new();
+    let mut request = client.get(format!("{base}{uri}"));
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let (content_range, content_length) = (header("content-range"), header("content-length"));
+    let body = response.bytes().await.unwrap();
+    Reply { status, content_range, content_length, body }
+}
+
 /// The expectations every strategy must meet for a blob of `data`.
-async fn assert_reads(app: &Router, strategy: &str, uri: &str, data: &[u8]) {
+async fn assert_reads(app: &Target, strategy: &str, uri: &str, data: &[u8]) {
     let size = data.len() as u64;
     let full = get(app, uri, None).await;
     assert_eq!(full.status, StatusCode::OK, "{strategy}: full GET");
@@ -124,9 +158,12 @@ async fn every_strategy_returns_identical_bytes() {
         pushed.push((*name, push(&writer, "strategies/app", data).await, data));
     }
 
-    for mode in [FastPathMode::Mmap, FastPathMode::Off] {
+    for mode in [FastPathMode::Sendfile, FastPathMode::Mmap, FastPathMode::Off] {
         let reader = storage(&containerd, NAMESPACE, "/registry", mode);
-        let app = app(reader.clone());
+        let app = match mode {
+            FastPathMode::Sendfile => start_front(reader.clone()).await,
+            _ => Target::Router(app(reader.clone())),
+        };
         for (name, digest, data) in &pushed {
             let strategy = format!("{} on {name}", mode.as_str());
             assert_reads(&app, &strategy, &format!("/v2/strategies/app/blobs/{digest}"), data).await;
@@ -143,17 +180,19 @@ async fn fast_path_serves_only_owned_blobs() {
     let in_namespace = push(&other_namespace, "secret/app", b"another namespace's layer").await;
     let in_root = push(&other_root, "secret/app", b"another root's layer").await;
 
-    let reader = storage(&containerd, NAMESPACE, "/registry", FastPathMode::Mmap);
+    let reader = storage(&containerd, NAMESPACE, "/registry", FastPathMode::Sendfile);
     push(&reader, "mine/app", b"own layer").await;
-    let app = app(reader);
+    let targets = [Target::Router(app(reader.clone())), start_front(reader).await];
 
-    for digest in [&in_namespace, &in_root] {
-        assert!(containerd.blob_path(digest.hex()).exists(), "blob file of {digest} exists on disk");
-        for repository in ["secret/app", "mine/app"] {
-            let reply = get(&app, &format!("/v2/{repository}/blobs/{digest}"), None).await;
-            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{repository} {digest}");
-            let text = String::from_utf8_lossy(&reply.body);
-            assert!(text.contains("BLOB_UNKNOWN"), "{text}");
+    for target in &targets {
+        for digest in [&in_namespace, &in_root] {
+            assert!(containerd.blob_path(digest.hex()).exists(), "blob file of {digest} exists on disk");
+            for repository in ["secret/app", "mine/app"] {
+                let reply = get(target, &format!("/v2/{repository}/blobs/{digest}"), None).await;
+                assert_eq!(reply.status, StatusCode::NOT_FOUND, "{repository} {digest}");
+                let text = String::from_utf8_lossy(&reply.body);
+                assert!(text.contains("BLOB_UNKNOWN"), "{text}");
+            }
         }
     }
 }
@@ -181,4 +220,33 @@ async fn response_survives_gc_of_its_blob() {
         }
         assert!(received == data, "{}: response torn by GC", mode.as_str());
     }
+}
+
+#[tokio::test]
+async fn sendfile_response_survives_gc_of_its_blob() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let containerd = Containerd::start();
+    let storage = storage(&containerd, NAMESPACE, "/registry", FastPathMode::Sendfile);
+    let data: Vec<u8> = (0..64 * 1024 * 1024).map(|i| (i * 13 % 241) as u8).collect();
+    let digest = push(&storage, "gc/app", &data).await;
+    let Target::Server(base) = start_front(storage.clone()).await else { unreachable!() };
+
+    let mut socket = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    let request = format!("GET /v2/gc/app/blobs/{digest} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut received = vec![0u8; 256 * 1024];
+    socket.read_exact(&mut received).await.unwrap();
+
+    let repository = RepositoryName::parse("gc/app").unwrap();
+    storage.delete_blob(&repository, &digest).await.unwrap();
+    containerd.force_gc().await;
+    assert!(!containerd.blob_path(digest.hex()).exists(), "GC removed the blob file");
+
+    socket.read_to_end(&mut received).await.unwrap();
+    let text = String::from_utf8_lossy(&received[..512]);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    let body_start = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(received[body_start..] == data[..], "response torn by GC");
 }

@@ -8,11 +8,13 @@
 
 mod file;
 mod mmap;
+mod sendfile;
 
 use std::path::{Path, PathBuf};
 
 pub use file::{open_blob, OpenError};
 pub use mmap::mmap_stream;
+pub use sendfile::send_file;
 
 use crate::digest::Digest;
 

@@ -2,6 +2,7 @@
 //! instead of through gRPC, with a logged, counted fallback when a file cannot be used.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -57,9 +58,9 @@ impl BlobFiles {
         self.fallbacks.load(Ordering::Relaxed)
     }
 
-    /// Streams `range` of the committed blob `content_digest` of `size` bytes from its file, or
-    /// returns `None` after logging why the file cannot be used, so the caller reads via gRPC.
-    pub fn stream(&self, content_digest: &str, size: u64, range: Option<ByteRange>) -> Option<ByteStream> {
+    /// Opens the committed blob `content_digest` of `size` bytes, or returns `None` after logging
+    /// why its file cannot be used, so the caller reads via gRPC.
+    pub fn open(&self, content_digest: &str, size: u64) -> Option<File> {
         let digest: Digest = match content_digest.parse() {
             Ok(digest) => digest,
             Err(error) => {
@@ -67,19 +68,23 @@ impl BlobFiles {
                 return None;
             }
         };
-        let path = blob_path(&self.dir, &digest);
-
-        let file = match open_blob(&path, size) {
-            Ok(file) => file,
+        match open_blob(&blob_path(&self.dir, &digest), size) {
+            Ok(file) => Some(file),
             Err(error) => {
                 self.fall_back(content_digest, &error.to_string());
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Streams `range` of the committed blob `content_digest` of `size` bytes from its mapped
+    /// file, or returns `None` after logging why not, so the caller reads via gRPC.
+    pub fn stream(&self, content_digest: &str, size: u64, range: Option<ByteRange>) -> Option<ByteStream> {
+        let file = self.open(content_digest, size)?;
         match mmap_stream(&file, size, range) {
             Ok(stream) => Some(stream),
             Err(error) => {
-                self.fall_back(content_digest, &format!("cannot map {}: {error}", path.display()));
+                self.fall_back(content_digest, &format!("cannot map the blob file: {error}"));
                 None
             }
         }

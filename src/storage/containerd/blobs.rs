@@ -1,5 +1,8 @@
 //! Blobs: content-store entries that a repository's lease lists.
 
+use std::fs::File;
+
+use super::blob_files::BlobFiles;
 use super::content::to_u64;
 use super::Inner;
 use crate::digest::Digest;
@@ -40,17 +43,7 @@ impl Inner {
             return Err(blob_unknown(repository, digest));
         };
         if let Some(files) = self.blob_files.get() {
-            let size = match files.cached_size(&content_digest) {
-                Some(size) => Some(size),
-                None => match self.client.content_info(&content_digest).await? {
-                    Some(info) => Some(to_u64(info.size, "content size")?),
-                    None => None,
-                },
-            };
-            let Some(size) = size else {
-                return Err(blob_unknown(repository, digest));
-            };
-            files.remember_size(&content_digest, size);
+            let size = self.content_size(repository, digest, files, &content_digest).await?;
             if let Some(stream) = files.stream(&content_digest, size, range) {
                 return Ok(stream);
             }
@@ -62,6 +55,39 @@ impl Inner {
             Some(stream) => Ok(stream),
             None => Err(blob_unknown(repository, digest)),
         }
+    }
+
+    /// Opens the file of a linked blob for the sendfile front, with its size. `None` when the
+    /// fast path is off or the file cannot be used, in which case the caller serves the request
+    /// through the regular path.
+    pub(super) async fn blob_file(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<(File, u64)>> {
+        let Some(files) = self.blob_files.get() else {
+            return Ok(None);
+        };
+        let Some(content_digest) = self.linked_content(repository, digest).await? else {
+            return Err(blob_unknown(repository, digest));
+        };
+        let size = self.content_size(repository, digest, files, &content_digest).await?;
+        Ok(files.open(&content_digest, size).map(|file| (file, size)))
+    }
+
+    /// Returns the size of committed content, from the cache when it is there.
+    async fn content_size(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        files: &BlobFiles,
+        content_digest: &str,
+    ) -> Result<u64> {
+        if let Some(size) = files.cached_size(content_digest) {
+            return Ok(size);
+        }
+        let Some(info) = self.client.content_info(content_digest).await? else {
+            return Err(blob_unknown(repository, digest));
+        };
+        let size = to_u64(info.size, "content size")?;
+        files.remember_size(content_digest, size);
+        Ok(size)
     }
 
     pub(super) async fn delete_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {

@@ -109,6 +109,13 @@ impl ContainerdStorage {
         let _ = self.inner.blob_files.set(BlobFiles::new(content_dir));
     }
 
+    /// Opens the file of a blob linked in `repository`, with its size, for serving it with
+    /// `sendfile`. `None` when the fast path is off or the file cannot be used; `BLOB_UNKNOWN`
+    /// when the repository does not link the blob.
+    pub async fn blob_file(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<(std::fs::File, u64)>> {
+        self.inner.blob_file(repository, digest).await
+    }
+
     /// Returns the number of blob reads that fell back from the fast path to gRPC.
     pub fn fast_path_fallbacks(&self) -> u64 {
         self.inner.blob_files.get().map_or(0, BlobFiles::fallback_count)

@@ -1,0 +1,219 @@
+//! The registry's connection handling: on every accepted TCP connection, plain
+//! HTTP/1.1 blob GETs are served with `sendfile`, and everything else by hyper and the router.
+//!
+//! hyper writes response bodies from user-space buffers, so zero-copy serving needs the raw
+//! socket. The front reads each request head itself; while the requests are blob GETs it can
+//! serve (see [`request`]) and the blob file opens, it writes the response head and lets the
+//! kernel send the file. At the first other request, or any doubt, it hands the connection,
+//! with the bytes it has read, to hyper, which then serves it to the end exactly as it would
+//! have from the start. HTTP/2 and anything unusual therefore never reach the sendfile code.
+
+mod request;
+mod rewind;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use bytes::{Buf, BytesMut};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use self::request::{BlobGet, Parsed};
+use self::rewind::Rewind;
+use crate::fastpath::send_file;
+use crate::range::parse_range;
+use crate::storage::containerd::ContainerdStorage;
+
+/// Pause after a failed `accept`, which is usually a full file descriptor table.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
+/// the requests in flight. With `sendfile`, plain HTTP/1.1 blob GETs are sent by the kernel
+/// from the blob files that storage opens.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    sendfile: Option<ContainerdStorage>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let (stop_sender, stop) = watch::channel(false);
+    let active = Arc::new(());
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+
+        let connection = Connection { router: router.clone(), sendfile: sendfile.clone(), peer, stop: stop.clone() };
+        let watcher = graceful.watcher();
+        let guard = active.clone();
+        tokio::spawn(async move {
+            connection.run(stream, watcher).await;
+            drop(guard);
+        });
+    }
+
+    drop(listener);
+    let _ = stop_sender.send(true);
+    graceful.shutdown().await;
+    while Arc::strong_count(&active) > 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Connection {
+    router: Router,
+    sendfile: Option<ContainerdStorage>,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+}
+
+/// The outcome of one blob GET the front tried to serve.
+enum Served {
+    /// The response was sent; the connection can take the next request.
+    Done,
+    /// Nothing was written; hyper must serve this request.
+    HandOver,
+    /// The connection failed mid-response and must be closed.
+    Broken,
+}
+
+impl Connection {
+    async fn run(mut self, mut stream: TcpStream, watcher: Watcher) {
+        let mut buffer = BytesMut::with_capacity(4096);
+        if let Some(storage) = self.sendfile.clone() {
+            loop {
+                let get = match self.read_head(&mut stream, &mut buffer).await {
+                    Some(Parsed::Blob(get)) => get,
+                    Some(_) => break,
+                    None => return,
+                };
+                match self.serve_blob(&mut stream, &storage, &get).await {
+                    Served::Done if get.close => return,
+                    Served::Done => buffer.advance(get.head_len),
+                    Served::HandOver => break,
+                    Served::Broken => return,
+                }
+            }
+        }
+        self.hand_over(stream, buffer, watcher).await;
+    }
+
+    /// Reads until `buffer` contains a complete head or something the front does not serve.
+    /// Returns `None` when the client closed the connection, or when the server is stopping and
+    /// no request has started.
+    async fn read_head(&mut self, stream: &mut TcpStream, buffer: &mut BytesMut) -> Option<Parsed> {
+        loop {
+            match request::parse(buffer) {
+                Parsed::Incomplete => {}
+                parsed => return Some(parsed),
+            }
+            if buffer.is_empty() && *self.stop.borrow() {
+                return None;
+            }
+            let read = tokio::select! {
+                read = stream.read_buf(buffer) => read,
+                _ = self.stop.changed(), if buffer.is_empty() => return None,
+            };
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn serve_blob(&self, stream: &mut TcpStream, storage: &ContainerdStorage, get: &BlobGet) -> Served {
+        let started = Instant::now();
+        let (file, size) = match storage.blob_file(&get.repository, &get.digest).await {
+            Ok(Some(opened)) => opened,
+            Ok(None) | Err(_) => return Served::HandOver,
+        };
+        let range = match get.range.as_deref().map(|header| parse_range(header, size)) {
+            None => None,
+            Some(Ok(range)) => range,
+            Some(Err(_)) => return Served::HandOver,
+        };
+
+        let digest = &get.digest;
+        let (status, offset, length) = match range {
+            None => ("200 OK", 0, size),
+            Some(range) => ("206 Partial Content", range.start, range.len()),
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/octet-stream\r\ndocker-content-digest: {digest}\r\n\
+             accept-ranges: bytes\r\netag: \"{digest}\"\r\ncontent-length: {length}\r\n\
+             docker-distribution-api-version: registry/2.0\r\ndate: {}\r\n",
+            httpdate::fmt_http_date(std::time::SystemTime::now())
+        );
+        if let Some(range) = range {
+            head.push_str(&format!("content-range: bytes {}-{}/{size}\r\n", range.start, range.end));
+        }
+        if get.close {
+            head.push_str("connection: close\r\n");
+        }
+        head.push_str("\r\n");
+
+        let sent = async {
+            stream.write_all(head.as_bytes()).await?;
+            send_file(stream, &file, offset, length).await
+        };
+        let outcome = sent.await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match outcome {
+            Ok(()) => {
+                tracing::debug!(
+                    method = "GET", path = %get.path, peer = %self.peer, route = "blob",
+                    repository = %get.repository, status = &status[..3], bytes = length, elapsed_ms,
+                    strategy = "sendfile", "request finished"
+                );
+                Served::Done
+            }
+            Err(error) => {
+                tracing::debug!(
+                    path = %get.path, peer = %self.peer, %error, elapsed_ms,
+                    "blob response aborted; closing the connection"
+                );
+                Served::Broken
+            }
+        }
+    }
+
+    /// Serves the rest of the connection with hyper, replaying the bytes already read.
+    async fn hand_over(self, stream: TcpStream, buffer: BytesMut, watcher: Watcher) {
+        let peer = self.peer;
+        let router = self.router;
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|never| match never {})) }
+        });
+
+        let io = TokioIo::new(Rewind::new(buffer.freeze(), stream));
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
