@@ -3,16 +3,22 @@
 # socket, starts a private one with its own root, state and socket, and stops it on exit.
 #
 # Usage: scripts/run-registry.sh [CONFIG]   (CONFIG defaults to config.example.yml)
+# The private containerd lives in $CONTAINERD_REGISTRY_PRIVATE_DIR, by default
+# /var/lib/containerd-registry/private-containerd, with its socket at containerd.sock there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 config=${1:-config.example.yml}
 bash scripts/install-deps.sh
-cargo build --release --quiet
+echo "building the registry (cargo build --release)"
+cargo build --release
 
+# The socket the config names: the first `address:` key, without quotes, a trailing comment or
+# a unix:// prefix, unless the environment overrides it.
 address=${REGISTRY_STORAGE_CONTAINERD_ADDRESS:-}
-if [ -z "$address" ]; then
-  address=$(sed -n 's/^ *address: *//p' "$config" | head -n 1)
+if [ -z "$address" ] && [ -f "$config" ]; then
+  address=$(sed -n 's/^[[:space:]]*address:[[:space:]]*//p' "$config" | head -n 1 |
+    sed -e 's/[[:space:]]#.*$//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']$//" -e 's|^unix://||')
 fi
 address=${address:-/run/containerd/containerd.sock}
 
@@ -29,7 +35,7 @@ if ctr --address "$address" version >/dev/null 2>&1; then
   echo "using the containerd at $address"
 else
   base=${CONTAINERD_REGISTRY_PRIVATE_DIR:-/var/lib/containerd-registry/private-containerd}
-  mkdir -p "$base/root" "$base/state"
+  mkdir -p "$base/root" "$base/state" "$base/opt"
   address="$base/containerd.sock"
   cat >"$base/config.toml" <<TOML
 version = 2
@@ -40,6 +46,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$address"
 [ttrpc]
   address = "$base/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$base/opt"
 TOML
   echo "no containerd responds; starting a private one at $address (log: $base/containerd.log)"
   containerd --config "$base/config.toml" >"$base/containerd.log" 2>&1 &

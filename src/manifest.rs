@@ -63,7 +63,7 @@ pub enum ManifestError {
     UnsupportedMediaType(String),
     #[error("Content-Type {header:?} does not match the manifest's mediaType {body:?}")]
     MediaTypeMismatch { header: String, body: String },
-    #[error("schemaVersion is {0:?}; only 2 is supported")]
+    #[error("schemaVersion is {}; only 2 is supported", .0.map_or("missing".to_owned(), |v| v.to_string()))]
     SchemaVersion(Option<i64>),
     #[error("media type cannot be determined: send a Content-Type or a mediaType field")]
     UnknownKind,
@@ -106,8 +106,12 @@ impl Manifest {
         if body.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(body.len()));
         }
-        let raw: RawManifest =
+        let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))?;
+        if !value.is_object() {
+            return Err(ManifestError::Json("the manifest must be a JSON object".to_owned()));
+        }
+        let raw: RawManifest = serde_json::from_value(value).map_err(|e| ManifestError::Json(e.to_string()))?;
 
         let header = content_type.map(essence).filter(|t| !t.is_empty());
         let media_type = match (header, raw.media_type.as_deref()) {

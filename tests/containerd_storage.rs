@@ -617,6 +617,21 @@ async fn manifest_with_missing_layer_is_rejected() {
 }
 
 #[tokio::test]
+async fn manifest_with_wrong_layer_size_is_rejected() {
+    let containerd = Containerd::start();
+    let storage = storage(&containerd);
+    let config_digest = push_blob(&storage, "sizes", b"{}").await;
+    let layer = push_blob(&storage, "sizes", b"twelve bytes").await;
+    let manifest = image_manifest((&config_digest, 2), &[(&layer, 1)]);
+
+    let result = storage
+        .put_manifest(&repo("sizes"), Some(&tag("v1")), &manifest.manifest, &manifest.digest, manifest.bytes.clone())
+        .await;
+    let ClientError::ManifestInvalid(message) = client_error(result) else { panic!("not MANIFEST_INVALID") };
+    assert!(message.contains("gives size 1, but the stored blob has 12 bytes"), "{message}");
+}
+
+#[tokio::test]
 async fn manifest_with_wrong_digest_is_rejected() {
     let containerd = Containerd::start();
     let storage = storage(&containerd);

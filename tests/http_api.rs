@@ -925,6 +925,20 @@ async fn manifest_get_unknown_returns_404() {
 }
 
 #[tokio::test]
+async fn manifest_with_wrong_layer_size_is_invalid() {
+    let app = registry();
+    let mut manifest = image_in(&app, "a", "sizes").await;
+    manifest["layers"][0]["size"] = json!(1);
+
+    let reply = put_manifest(&app, "a", "v1", &manifest).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    assert!(reply.text().contains("gives size 1"), "{}", reply.text());
+
+    let reply = call(&app, Method::GET, "/v2/a/manifests/v1").await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+}
+
+#[tokio::test]
 async fn manifest_read_invalid_tag_returns_404() {
     let app = registry();
     image_in(&app, "a", "tag").await;

@@ -68,6 +68,12 @@ pub fn load_str(text: &str, name: &str, env: &HashMap<String, String>) -> Result
         ("validation", "manifest URL validation is not implemented"),
     ])?;
 
+    if let Some(version) = top.string("version")? {
+        if version != "0.1" {
+            return Err(top.error("version", &format!("{version:?} is not a supported config version; use 0.1")));
+        }
+    }
+
     Ok(Config { log: log_config(&top)?, http: http_config(&top)?, storage: storage_config(&top)? })
 }
 
@@ -269,14 +275,12 @@ fn http_config(top: &Section) -> Result<HttpConfig, ConfigError> {
 
 fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
     let storage = top.section("storage")?;
-    let mut allowed = vec!["driver", "containerd", "delete", "maintenance", "cache", "redirect"];
-    allowed.extend(OTHER_DRIVERS);
-    storage.allow_keys(&allowed)?;
     for driver in OTHER_DRIVERS {
         if storage.has(driver) {
             return Err(storage.error(driver, "this storage driver is not implemented; use storage.containerd"));
         }
     }
+    storage.allow_keys(&["driver", "containerd", "delete", "maintenance", "cache", "redirect"])?;
 
     match storage.string("driver")?.as_deref() {
         None | Some("containerd") => {}
@@ -419,6 +423,7 @@ mod tests {
             ("http:\n  addr: nowhere\n", "http.addr"),
             ("auth:\n  htpasswd: {}\n", "auth"),
             ("log:\n  level: loud\n", "log.level"),
+            ("version: 0.2\n", "version"),
             ("storage:\n  maintenance:\n    uploadpurging:\n      age: 1d\n", "storage.maintenance.uploadpurging.age"),
         ];
         for (text, key) in cases {

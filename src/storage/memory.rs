@@ -342,6 +342,19 @@ impl Storage for MemoryStorage {
             }
             .into());
         }
+        for descriptor in manifest.required_blobs().chain(manifest.children()) {
+            let stored_size = match state.blobs.get(&descriptor.digest) {
+                Some(blob) => blob.len() as u64,
+                None => state.manifests.get(&descriptor.digest).map_or(0, |entry| entry.stored.bytes.len() as u64),
+            };
+            if stored_size != descriptor.size {
+                return Err(ClientError::ManifestInvalid(format!(
+                    "descriptor of {} gives size {}, but the stored blob has {stored_size} bytes",
+                    descriptor.digest, descriptor.size
+                ))
+                .into());
+            }
+        }
 
         let entry = ManifestEntry {
             stored: StoredManifest { digest: digest.clone(), media_type: manifest.media_type.clone(), bytes },

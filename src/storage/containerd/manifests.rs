@@ -190,11 +190,21 @@ impl Inner {
         digest: &Digest,
     ) -> Result<HashMap<String, String>> {
         for descriptor in manifest.required_blobs().chain(manifest.children()) {
-            if self.linked_content(repository, &descriptor.digest).await?.is_none() {
-                return Err(ClientError::ManifestBlobUnknown {
-                    repository: repository.to_string(),
-                    digest: descriptor.digest.clone(),
-                }
+            let unknown = || ClientError::ManifestBlobUnknown {
+                repository: repository.to_string(),
+                digest: descriptor.digest.clone(),
+            };
+            let Some(content_digest) = self.linked_content(repository, &descriptor.digest).await? else {
+                return Err(unknown().into());
+            };
+            let Some(info) = self.client.content_info(&content_digest).await? else {
+                return Err(unknown().into());
+            };
+            if info.size != descriptor.size as i64 {
+                return Err(ClientError::ManifestInvalid(format!(
+                    "descriptor of {} gives size {}, but the stored blob has {} bytes",
+                    descriptor.digest, descriptor.size, info.size
+                ))
                 .into());
             }
         }
