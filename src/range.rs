@@ -51,11 +51,11 @@ pub fn parse_range(header: &str, size: u64) -> Result<Option<ByteRange>, RangeEr
     let Some((unit, set)) = header.split_once('=') else {
         return Err(error(RangeErrorKind::Malformed));
     };
-    if !unit.trim().eq_ignore_ascii_case("bytes") {
+    if !trim_ows(unit).eq_ignore_ascii_case("bytes") {
         return Ok(None);
     }
 
-    let specs: Vec<&str> = set.split(',').map(str::trim).filter(|spec| !spec.is_empty()).collect();
+    let specs: Vec<&str> = set.split(',').map(trim_ows).filter(|spec| !spec.is_empty()).collect();
     let spec = match specs.as_slice() {
         [spec] => *spec,
         [] => return Err(error(RangeErrorKind::Malformed)),
@@ -90,9 +90,17 @@ pub fn parse_range(header: &str, size: u64) -> Result<Option<ByteRange>, RangeEr
     Ok(Some(range))
 }
 
+/// HTTP's optional whitespace (RFC 9110, section 5.6.3): spaces and horizontal tabs, and no other
+/// character that `str::trim` would remove.
+const OWS: [char; 2] = [' ', '\t'];
+
+fn trim_ows(text: &str) -> &str {
+    text.trim_matches(OWS)
+}
+
 /// Parses a non-empty run of ASCII digits, saturating at `u64::MAX`. Anything else is `None`.
 fn parse_saturating(digits: &str) -> Option<u64> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_digits(digits) {
         return None;
     }
     Some(digits.parse().unwrap_or(u64::MAX))
@@ -136,21 +144,29 @@ pub fn parse_content_range(header: &str) -> Result<ChunkRange, ContentRangeError
     let malformed = || ContentRangeError::Malformed(header.to_owned());
     let overflow = || ContentRangeError::Overflow(header.to_owned());
 
-    let value = header.trim();
+    let value = trim_ows(header);
     let value = value
         .strip_prefix("bytes ")
         .or_else(|| value.strip_prefix("bytes="))
         .unwrap_or(value)
-        .trim_start();
+        .trim_start_matches(OWS);
 
     let (positions, total) = match value.split_once('/') {
         Some((positions, "*")) => (positions, None),
-        Some((positions, total)) => (positions, Some(parse_exact(total, header)?)),
+        Some((positions, total)) => (positions, Some(total)),
         None => (value, None),
     };
     let (start, end) = positions.split_once('-').ok_or_else(malformed)?;
+
+    // Every part must be digits before any is converted, so that malformed text is reported as
+    // malformed even when another part is too large for a `u64`.
+    let parts = [Some(start), Some(end), total];
+    if !parts.into_iter().flatten().all(is_digits) {
+        return Err(malformed());
+    }
     let start = parse_exact(start, header)?;
     let end = parse_exact(end, header)?;
+    let total = total.map(|total| parse_exact(total, header)).transpose()?;
 
     if end < start {
         return Err(ContentRangeError::Reversed(header.to_owned()));
@@ -162,9 +178,14 @@ pub fn parse_content_range(header: &str) -> Result<ChunkRange, ContentRangeError
     Ok(ChunkRange { start, end })
 }
 
+/// Checks that `text` is a non-empty run of ASCII digits.
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Parses a non-empty run of ASCII digits into a `u64`, naming `header` in the error.
 fn parse_exact(digits: &str, header: &str) -> Result<u64, ContentRangeError> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_digits(digits) {
         return Err(ContentRangeError::Malformed(header.to_owned()));
     }
     digits.parse().map_err(|_| ContentRangeError::Overflow(header.to_owned()))
@@ -240,6 +261,27 @@ mod tests {
     }
 
     #[test]
+    fn range_rejects_whitespace_other_than_ows() {
+        assert_eq!(parse_range("bytes=\t5-9\t", 100), Ok(range(5, 9)));
+        for header in ["bytes=5-9\u{a0}", "bytes=5-9\n", "bytes=\x0b5-9"] {
+            assert_eq!(range_error(header, 100), RangeErrorKind::Malformed, "{header:?}");
+        }
+
+        // A unit with other whitespace is not `bytes`, so the header is ignored.
+        for header in ["BYTES \x0b= 5-9 ", "\rbytes=5-9"] {
+            assert_eq!(parse_range(header, 100), Ok(None), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn content_range_rejects_whitespace_other_than_ows() {
+        for header in ["0-9\n", "\x0b0-9", "bytes \u{a0}0-9", "0-9\u{3000}"] {
+            assert_eq!(parse_content_range(header), Err(ContentRangeError::Malformed(header.into())), "{header:?}");
+        }
+        assert_eq!(parse_content_range("\tbytes \t0-9\t"), Ok(ChunkRange { start: 0, end: 9 }));
+    }
+
+    #[test]
     fn range_multiple_ranges_are_rejected() {
         assert_eq!(range_error("bytes=0-1,5-6", 100), RangeErrorKind::MultipleRanges);
         assert_eq!(range_error("bytes=0-1, -5", 100), RangeErrorKind::MultipleRanges);
@@ -297,6 +339,16 @@ mod tests {
     fn content_range_past_total_is_rejected() {
         let header = "bytes 0-9/5";
         assert_eq!(parse_content_range(header), Err(ContentRangeError::BeyondTotal(header.into())));
+    }
+
+    #[test]
+    fn content_range_malformed_before_overflow() {
+        let header = "3\x7f3\x083\x7f/555555555555555555553333";
+        assert_eq!(parse_content_range(header), Err(ContentRangeError::Malformed(header.into())));
+        let header = "x-1/99999999999999999999";
+        assert_eq!(parse_content_range(header), Err(ContentRangeError::Malformed(header.into())));
+        let header = "1-2/99999999999999999999";
+        assert_eq!(parse_content_range(header), Err(ContentRangeError::Overflow(header.into())));
     }
 
     #[test]
