@@ -20,14 +20,18 @@ pub const ENV_PREFIX: &str = "REGISTRY_";
 /// Distribution storage drivers that this registry does not implement.
 const OTHER_DRIVERS: [&str; 6] = ["filesystem", "s3", "azure", "gcs", "swift", "oss"];
 
-/// Why the configuration cannot be used. The message names the key (and the environment variable
-/// that set it, if any) and what to write instead.
+/// A reason the configuration cannot be used. Each message starts with the file, the key path or
+/// the environment variable it concerns, and says what to write instead.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path} is not valid YAML: {message}")]
+    #[error("{path} is not valid YAML: {message}")]
     Yaml { path: String, message: String },
+    #[error("{path} must contain a mapping of config keys at the top level, not {found}")]
+    NotAMapping { path: String, found: &'static str },
+    #[error("{name} is not a config key: write {ENV_PREFIX} and the key path in capitals with _ between keys, such as REGISTRY_STORAGE_DELETE_ENABLED")]
+    EnvName { name: String },
     #[error("{key}{origin}: {message}")]
     Key { key: String, origin: String, message: String },
 }
@@ -53,6 +57,9 @@ pub fn load_str(text: &str, name: &str, env: &HashMap<String, String>) -> Result
     };
     if root.is_null() {
         root = Value::Mapping(Mapping::new());
+    }
+    if !matches!(root, Value::Mapping(_)) {
+        return Err(ConfigError::NotAMapping { path: name.to_owned(), found: kind_name(&root) });
     }
 
     let mut origins = HashMap::new();
@@ -89,15 +96,15 @@ fn apply_env(
     for name in names {
         let path: Vec<String> =
             name[ENV_PREFIX.len()..].split('_').map(str::to_ascii_lowercase).collect();
-        let key = path.join(".");
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::EnvName { name: name.clone() });
+        }
+        let key = key_path(&path);
         let error = |message: &str| ConfigError::Key {
             key: key.clone(),
             origin: format!(" (set by {name})"),
             message: message.to_owned(),
         };
-        if path.iter().any(String::is_empty) {
-            return Err(error("is not a config key"));
-        }
 
         let value: Value = serde_yaml_ng::from_str(&env[name])
             .unwrap_or_else(|_| Value::String(env[name].clone()));
@@ -107,7 +114,7 @@ fn apply_env(
                 *node = Value::Mapping(Mapping::new());
             }
             let Value::Mapping(map) = node else {
-                return Err(error(&format!("{} is not a section", path[..depth].join("."))));
+                return Err(error(&format!("{} is not a section", key_path(&path[..depth]))));
             };
             let slot = map.entry(Value::String(component.clone())).or_insert(Value::Null);
             if depth + 1 == path.len() {
@@ -155,7 +162,7 @@ impl<'a> Section<'a> {
 
     fn keys(&self) -> Vec<String> {
         let Some(map) = self.map else { return Vec::new() };
-        map.keys().map(|k| k.as_str().map(str::to_owned).unwrap_or_else(|| format!("{k:?}"))).collect()
+        map.keys().map(key_name).collect()
     }
 
     fn get(&self, key: &str) -> Option<&'a Value> {
@@ -218,6 +225,37 @@ impl<'a> Section<'a> {
             None => Ok(None),
             Some(text) => parse_go_duration(&text).map(Some).map_err(|message| self.error(key, &message)),
         }
+    }
+}
+
+/// Returns a mapping key as messages and key paths show it. A key of letters, digits, `_` and `-`
+/// appears as written. Any other key is quoted, so that an empty key or one containing `.` cannot
+/// be read as a different path.
+fn key_name(key: &Value) -> String {
+    let plain = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+    match key.as_str() {
+        Some(text) if plain(text) => text.to_owned(),
+        Some(text) => format!("{text:?}"),
+        None => format!("{:?}", describe(key)),
+    }
+}
+
+/// Joins the components of a key path, quoting them as [`key_name`] does.
+fn key_path(components: &[String]) -> String {
+    let names: Vec<String> = components.iter().map(|c| key_name(&Value::String(c.clone()))).collect();
+    names.join(".")
+}
+
+/// Returns the kind of a YAML value, for messages.
+fn kind_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a sequence",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
     }
 }
 
@@ -430,5 +468,54 @@ mod tests {
             let message = load_str(text, "test", &env(&[])).unwrap_err().to_string();
             assert!(message.starts_with(key), "{text:?}: {message}");
         }
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_file() {
+        let message = load_str("storage: [", "config.yml", &env(&[])).unwrap_err().to_string();
+        assert!(message.starts_with("config.yml is not valid YAML: "), "{message}");
+    }
+
+    #[test]
+    fn top_level_scalar_names_the_file() {
+        let cases = [("e\n", "a string"), ("- a\n", "a sequence"), ("5", "a number"), ("!x {}", "a tagged value")];
+        for (text, found) in cases {
+            let error = load_str(text, "config.yml", &env(&[])).unwrap_err();
+            let expected = format!("config.yml must contain a mapping of config keys at the top level, not {found}");
+            assert_eq!(error.to_string(), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn top_level_scalar_with_override_names_the_file() {
+        let vars = env(&[("REGISTRY_STORAGE_DELETE_ENABLED", "true")]);
+        let message = load_str("e", "config.yml", &vars).unwrap_err().to_string();
+        assert!(message.starts_with("config.yml must contain a mapping"), "{message}");
+    }
+
+    #[test]
+    fn override_with_empty_key_is_named() {
+        for name in ["REGISTRY_", "REGISTRY_STORAGE__DELETE", "REGISTRY_LOG_"] {
+            let message = load_str("", "config.yml", &env(&[(name, "x")])).unwrap_err().to_string();
+            assert!(message.starts_with(&format!("{name} is not a config key: write REGISTRY_")), "{message}");
+        }
+    }
+
+    #[test]
+    fn unusual_keys_are_quoted() {
+        let cases = [
+            ("'': 1\n", "\"\": unknown key"),
+            ("storage:\n  'a.b': 1\n", "storage.\"a.b\": unknown key"),
+            ("1: x\n", "\"1\": unknown key"),
+            ("log:\n  'level ': x\n", "log.\"level \": unknown key"),
+        ];
+        for (text, start) in cases {
+            let message = load_str(text, "config.yml", &env(&[])).unwrap_err().to_string();
+            assert!(message.starts_with(start), "{text:?}: {message}");
+        }
+
+        let vars = env(&[("REGISTRY_LOG_A.B", "x")]);
+        let message = load_str("", "config.yml", &vars).unwrap_err().to_string();
+        assert!(message.starts_with("log.\"a.b\" (set by REGISTRY_LOG_A.B): unknown key"), "{message}");
     }
 }

@@ -1,9 +1,9 @@
 //! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`, with `n` and `last` pagination.
 //!
 //! A page contains the entries after `last` in lexical order, at most `n` of them, and
-//! [`crate::pagination`] parses both parameters and picks the entries. When entries remain after the page, a `Link: <...?n=N&last=X>; rel="next"` header points
-//! at the next page. `n=0` returns an empty page without `Link`, since following that link could
-//! never advance.
+//! [`crate::pagination`] parses both parameters and picks the entries. When entries remain after
+//! the page, a `Link: <...?n=N&last=X>; rel="next"` header points at the next page. `n=0` returns
+//! an empty page without `Link`, since following that link could never advance.
 
 use axum::extract::State;
 use axum::http::header::LINK;
