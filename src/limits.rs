@@ -26,5 +26,12 @@ pub const MAX_MANIFEST_REFERENCES: usize = 10_000;
 /// `content.Write`; below containerd's 16 MiB receive limit.
 pub const WRITE_CHUNK_BYTES: usize = 1024 * 1024;
 
+/// containerd's maximum combined size in bytes of one label's key and value, which containerd's
+/// `labels.Validate` enforces. The registry's labels hold a root of at most
+/// [`crate::mapping::MAX_ROOT_LEN`] bytes, a repository name, an upload id, digests or a supported
+/// manifest media type, so the limits above keep every label below it. Manifest storage checks
+/// each label against it again before writing.
+pub const CONTAINERD_MAX_LABEL_LEN: usize = 4096;
+
 /// Maximum number of referrers returned for one subject, which bounds the response body.
 pub const MAX_REFERRERS: usize = 10_000;

@@ -221,4 +221,24 @@ mod tests {
         let body = image_manifest().replace("\"size\":3", "\"size\":-3");
         assert!(matches!(Manifest::parse(body.as_bytes(), None), Err(ManifestError::Json(_))));
     }
+
+    #[test]
+    fn parse_limits_references() {
+        let child = format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}}"#, digest("child"));
+        let index = |count: usize| {
+            let children = vec![child.as_str(); count].join(",");
+            format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{children}]}}"#)
+        };
+
+        let at_limit = Manifest::parse(index(MAX_MANIFEST_REFERENCES).as_bytes(), None).unwrap();
+        assert_eq!(at_limit.children().len(), MAX_MANIFEST_REFERENCES);
+        let over = Manifest::parse(index(MAX_MANIFEST_REFERENCES + 1).as_bytes(), None);
+        assert_eq!(over, Err(ManifestError::TooManyReferences(MAX_MANIFEST_REFERENCES + 1)));
+    }
+
+    #[test]
+    fn parse_limits_body_size() {
+        let body = vec![b' '; MAX_MANIFEST_BYTES + 1];
+        assert_eq!(Manifest::parse(&body, None), Err(ManifestError::TooLarge(MAX_MANIFEST_BYTES + 1)));
+    }
 }

@@ -8,6 +8,7 @@
 
 use sha2::Digest as _;
 
+use crate::limits::MAX_REPOSITORY_NAME_LEN;
 use crate::names::{RepositoryName, Tag};
 
 /// Label on leases and images: the registry root that owns the object.
@@ -32,10 +33,13 @@ pub const LABEL_GC_REF_CONFIG: &str = "containerd.io/gc.ref.content.config";
 
 /// containerd's maximum length of an identifier such as a lease id.
 pub const CONTAINERD_MAX_ID_LEN: usize = 76;
-/// containerd's maximum combined size of one label's key and value.
-pub const CONTAINERD_MAX_LABEL_LEN: usize = 4096;
+pub use crate::limits::CONTAINERD_MAX_LABEL_LEN;
 /// Maximum length of a configured root, so that root plus repository always fit in a label.
 pub const MAX_ROOT_LEN: usize = 1024;
+
+// The root and repository labels fit containerd's limit for every valid root and name.
+const _: () = assert!(LABEL_ROOT.len() + MAX_ROOT_LEN <= CONTAINERD_MAX_LABEL_LEN);
+const _: () = assert!(LABEL_REPOSITORY.len() + MAX_REPOSITORY_NAME_LEN <= CONTAINERD_MAX_LABEL_LEN);
 
 /// Why a configured root cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
