@@ -115,7 +115,7 @@ push_monolithic() { # base-url repo file -> digest
   location=$(curl -sf -o /dev/null -D - -X POST "$1/v2/$2/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
   case $location in http*) ;; *) location="$1$location" ;; esac
   case $location in *\?*) separator="&" ;; esac
-  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$3" "$location${separator}digest=$digest"
+  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T "$3" "$location${separator}digest=$digest"
   echo "$digest"
 }
 large_digest=$(push_monolithic "http://127.0.0.1:$sendfile_port" load/app "$work/large")

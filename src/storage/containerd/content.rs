@@ -165,12 +165,25 @@ impl IngestWriter {
     /// Returns the digest containerd computed over every byte of the ingest, in its canonical
     /// algorithm (sha256 for containerd 1.6).
     pub async fn digest(&mut self) -> CallResult<String> {
+        Ok(self.stat().await?.digest)
+    }
+
+    /// Waits until containerd has processed every write sent so far and returns the ingest's
+    /// offset as containerd reports it.
+    pub async fn sync(&mut self) -> CallResult<u64> {
+        let stat = self.stat().await?;
+        let offset = to_u64(stat.offset, "ingest offset").map_err(Failure::Other)?;
+        self.offset = offset;
+        Ok(offset)
+    }
+
+    async fn stat(&mut self) -> CallResult<WriteContentResponse> {
         let request = WriteContentRequest { action: WriteAction::Stat as i32, ..WriteContentRequest::default() };
         self.send(request).await?;
         loop {
             let response = self.next_response().await?;
             if response.action == WriteAction::Stat as i32 {
-                return Ok(response.digest);
+                return Ok(response);
             }
         }
     }

@@ -21,6 +21,7 @@ mod content;
 mod images;
 mod leases;
 mod manifests;
+mod open_writers;
 mod referrers;
 mod repositories;
 mod tags;
@@ -36,6 +37,7 @@ use bytes::Bytes;
 use self::aliases::Aliases;
 use self::blob_files::BlobFiles;
 use self::client::Client;
+use self::open_writers::OpenWriters;
 use self::repositories::Repositories;
 use crate::config::{ContainerdConfig, UploadPurging};
 use crate::digest::Digest;
@@ -66,6 +68,8 @@ struct Inner {
     aliases: Aliases,
     /// Set once the content directory is known to be readable and the fast path is on.
     blob_files: std::sync::OnceLock<BlobFiles>,
+    /// Upload write streams waiting for their next chunk.
+    open_writers: OpenWriters,
 }
 
 impl ContainerdStorage {
@@ -87,6 +91,7 @@ impl ContainerdStorage {
             repositories: Repositories::default(),
             aliases: Aliases::default(),
             blob_files: std::sync::OnceLock::new(),
+            open_writers: OpenWriters::default(),
         };
         Ok(ContainerdStorage { inner: Arc::new(inner) })
     }

@@ -2,8 +2,9 @@
 //! garbage collector purges abandoned uploads.
 //!
 //! containerd truncates an ingest when a write arrives at offset 0 while the ingest contains
-//! bytes, so a write at offset 0 is only ever sent when the ingest is empty. Each PATCH is one
-//! `content.Write` stream, and containerd locks the ingest for the stream's lifetime.
+//! bytes, so a write at offset 0 is only ever sent when the ingest is empty. A PATCH continues
+//! the `content.Write` stream the previous chunk left open (see `open_writers`), or opens one;
+//! containerd locks the ingest for the stream's lifetime.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -151,6 +152,14 @@ impl Inner {
         }
     }
 
+    /// Returns the write stream of an upload: the one the previous chunk left open, or a new one.
+    async fn writer(&self, repository: &RepositoryName, id: &UploadId, lease: &str) -> Result<IngestWriter> {
+        match self.open_writers.take(id) {
+            Some(writer) => Ok(writer),
+            None => self.open_upload(repository, id, lease).await,
+        }
+    }
+
     /// Discards an upload's bytes and lease after a digest mismatch. The client gets
     /// `DIGEST_INVALID` in any case, so a failure here is logged, not returned.
     async fn discard_upload(&self, id: &UploadId, lease: &str) {
@@ -184,16 +193,23 @@ impl Inner {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         let lease = self.find_upload(repository, id).await?;
-        let mut writer = self.open_upload(repository, id, &lease).await?;
+        let mut writer = self.writer(repository, id, &lease).await?;
 
         let offset = writer.offset();
         if start != offset {
-            drop(writer.close().await);
+            self.open_writers.put(id.clone(), writer);
             return Err(ClientError::UploadOutOfOrder { id: id.to_string(), start, offset }.into());
         }
 
         let end = send_body(&mut writer, body, length).await?;
-        let offset = writer.close().await?;
+        let offset = match end {
+            BodyEnd::Complete(received) if length.map_or(true, |length| length == received) => {
+                let offset = writer.sync().await?;
+                self.open_writers.put(id.clone(), writer);
+                offset
+            }
+            _ => writer.close().await?,
+        };
 
         let received = match end {
             BodyEnd::Complete(received) => received,
@@ -234,7 +250,7 @@ impl Inner {
         body: ByteStream,
     ) -> Result<BlobInfo> {
         let lease = self.find_upload(repository, id).await?;
-        let mut writer = self.open_upload(repository, id, &lease).await?;
+        let mut writer = self.writer(repository, id, &lease).await?;
 
         if let BodyEnd::Failed(error) = send_body(&mut writer, body, None).await? {
             let offset = writer.close().await?;
@@ -316,6 +332,7 @@ impl Inner {
 
     pub(super) async fn cancel_upload(&self, repository: &RepositoryName, id: &UploadId) -> Result<()> {
         let lease = self.find_upload(repository, id).await?;
+        self.open_writers.discard(id);
         self.client.abort_ingest(&self.mapping.ingest_ref(id)).await?;
         self.client.delete_lease(&lease, false).await?;
         Ok(())
