@@ -267,8 +267,9 @@ push_chunked() { # base repo file
   location=$(curl -sf -o /dev/null -D - -X POST "$1/v2/$2/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
   while [ "$offset" -lt "$size" ]; do
     local end=$((offset + chunk < size ? offset + chunk : size))
-    location=$(tail -c +"$((offset + 1))" "$3" | head -c "$((end - offset))" |
-      curl -sf -o /dev/null -D - -X PATCH -H "Content-Range: $offset-$((end - 1))" -H 'Content-Type: application/octet-stream' --data-binary @- "$1$location" |
+    location=$(dd if="$3" bs=1M skip="$offset" count="$((end - offset))" iflag=skip_bytes,count_bytes status=none |
+      curl -sf -o /dev/null -D - -X PATCH -T - -H "Content-Length: $((end - offset))" \
+        -H "Content-Range: $offset-$((end - 1))" -H 'Content-Type: application/octet-stream' "$1$location" |
       awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
     offset=$end
   done
