@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of blob GETs and pushes, all systems side by side in one run on loopback:
-#   - containerd-registry with each read strategy (fastpath: sendfile, the default; mmap; and
-#     off, one gRPC content.Read stream per response),
+#   - containerd-registry with each read strategy (fastpath: sendfile, the default; mmap;
+#     iouring; and off, one gRPC content.Read stream per response),
 #   - nginx (Debian) serving the same blob file with sendfile on, the practical ceiling,
 #   - Docker Distribution (Debian package docker-registry, filesystem driver) holding the blob.
 # For 1 and 16 connections it prints throughput, server CPU seconds per GiB served (for this
@@ -87,6 +87,7 @@ YAML
 }
 start_registry sendfile sendfile
 start_registry mmap mmap
+start_registry iouring iouring
 start_registry grpc off
 
 dist_port=$(free_port)
@@ -161,6 +162,7 @@ url_of() { # system digest -> URL
     distribution) echo "http://127.0.0.1:$dist_port/v2/load/app/blobs/$2" ;;
     sendfile) echo "http://127.0.0.1:$sendfile_port/v2/load/app/blobs/$2" ;;
     mmap) echo "http://127.0.0.1:$mmap_port/v2/load/app/blobs/$2" ;;
+    iouring) echo "http://127.0.0.1:$iouring_port/v2/load/app/blobs/$2" ;;
     grpc) echo "http://127.0.0.1:$grpc_port/v2/load/app/blobs/$2" ;;
   esac
 }
@@ -170,6 +172,7 @@ server_pids() {
     distribution) echo "$distribution_pid" ;;
     sendfile) echo "$sendfile_pid $containerd_pid" ;;
     mmap) echo "$mmap_pid $containerd_pid" ;;
+    iouring) echo "$iouring_pid $containerd_pid" ;;
     grpc) echo "$grpc_pid $containerd_pid" ;;
   esac
 }
@@ -227,7 +230,7 @@ PY
 echo "== GET load, ${DURATION}s per run"
 for set in large small; do
   for conns in 1 16; do
-    for system in nginx sendfile mmap grpc distribution; do
+    for system in nginx sendfile mmap iouring grpc distribution; do
       run_load "$system" "$set" "$conns"
     done
   done
@@ -236,7 +239,7 @@ done
 python3 - "$results" "$LARGE_MIB" "$SMALL_COUNT" "$SMALL_MIB" <<'PY'
 import sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
-names = {"nginx": "nginx sendfile", "sendfile": "registry sendfile (default)", "mmap": "registry mmap", "grpc": "registry fastpath off (gRPC)", "distribution": "Docker Distribution"}
+names = {"nginx": "nginx sendfile", "sendfile": "registry sendfile (default)", "mmap": "registry mmap", "iouring": "registry io_uring", "grpc": "registry fastpath off (gRPC)", "distribution": "Docker Distribution"}
 sets = {"large": f"1 blob of {sys.argv[2]} MiB", "small": f"{sys.argv[3]} blobs of {sys.argv[4]} MiB"}
 print()
 print(f"{'blobs':<20} {'conns':>5}  {'system':<30} {'MiB/s':>7} {'x nginx':>8} {'CPU s/GiB':>10} {'x nginx':>8} {'anon RSS MiB':>13} {'added':>6}")

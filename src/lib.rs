@@ -17,7 +17,7 @@
 //!   by hyper and the router.
 //! - [`logging`]: the tracing subscriber.
 //! - [`fastpath`]: serving committed blob files from containerd's content directory; the only
-//!   module allowed `unsafe` (to map files).
+//!   module allowed `unsafe` (to map files and to submit io_uring reads).
 
 #![deny(unsafe_code)]
 

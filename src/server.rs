@@ -76,7 +76,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             None
         }
         (Ok(()), mode) => {
-            backend.storage.enable_fast_path(backend.content_dir.path.clone());
+            backend.storage.enable_fast_path(backend.content_dir.path.clone(), mode);
             tracing::info!(strategy = mode.as_str(), "blob GETs read from the content directory");
             (mode == FastPathMode::Sendfile).then(|| backend.storage.clone())
         }

@@ -34,9 +34,7 @@ fn storage(containerd: &Containerd, namespace: &str, root: &str, mode: FastPathM
         fast_path: mode,
     };
     let storage = ContainerdStorage::connect(&config, &UploadPurging::default()).unwrap();
-    if mode != FastPathMode::Off {
-        storage.enable_fast_path(containerd.content_dir());
-    }
+    storage.enable_fast_path(containerd.content_dir(), mode);
     storage
 }
 
@@ -158,7 +156,7 @@ async fn every_strategy_returns_identical_bytes() {
         pushed.push((*name, push(&writer, "strategies/app", data).await, data));
     }
 
-    for mode in [FastPathMode::Sendfile, FastPathMode::Mmap, FastPathMode::Off] {
+    for mode in [FastPathMode::Sendfile, FastPathMode::Mmap, FastPathMode::IoUring, FastPathMode::Off] {
         let reader = storage(&containerd, NAMESPACE, "/registry", mode);
         let app = match mode {
             FastPathMode::Sendfile => start_front(reader.clone()).await,
@@ -200,7 +198,7 @@ async fn fast_path_serves_only_owned_blobs() {
 #[tokio::test]
 async fn response_survives_gc_of_its_blob() {
     let containerd = Containerd::start();
-    for mode in [FastPathMode::Mmap, FastPathMode::Off] {
+    for mode in [FastPathMode::Mmap, FastPathMode::IoUring, FastPathMode::Off] {
         let storage = storage(&containerd, NAMESPACE, "/registry", mode);
         let data: Vec<u8> = (0..32 * 1024 * 1024).map(|i| (i * 7 % 253) as u8).collect();
         let digest = push(&storage, "gc/app", &data).await;
@@ -249,4 +247,25 @@ async fn sendfile_response_survives_gc_of_its_blob() {
     assert!(text.contains("connection: close"), "{text}");
     let body_start = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(received[body_start..] == data[..], "response torn by GC");
+}
+
+#[tokio::test]
+async fn http2_blob_gets_fall_back_from_sendfile() {
+    let containerd = Containerd::start();
+    let storage = storage(&containerd, NAMESPACE, "/registry", FastPathMode::Sendfile);
+    let data: Vec<u8> = (0..5 * 1024 * 1024 + 3).map(|i| (i * 17 % 239) as u8).collect();
+    let digest = push(&storage, "h2/app", &data).await;
+    let Target::Server(base) = start_front(storage.clone()).await else { unreachable!() };
+
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let url = format!("{base}/v2/h2/app/blobs/{digest}");
+    let full = client.get(&url).send().await.unwrap();
+    assert_eq!(full.version(), reqwest::Version::HTTP_2);
+    assert_eq!(full.status().as_u16(), 200);
+    assert!(full.bytes().await.unwrap() == data[..], "HTTP/2 body differs");
+
+    let part = client.get(&url).header("range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert!(part.bytes().await.unwrap() == data[10..20], "HTTP/2 range differs");
+    assert_eq!(storage.fast_path_fallbacks(), 0);
 }

@@ -382,7 +382,7 @@ fn containerd_config(section: &Section) -> Result<ContainerdConfig, ConfigError>
     }
     if let Some(mode) = section.string("fastpath")? {
         config.fast_path = FastPathMode::parse(&mode)
-            .ok_or_else(|| section.error("fastpath", &format!("{mode:?} is not a read strategy; use sendfile, mmap or off")))?;
+            .ok_or_else(|| section.error("fastpath", &format!("{mode:?} is not a read strategy; use sendfile, mmap, iouring or off")))?;
     }
     Ok(config)
 }

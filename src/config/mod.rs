@@ -88,16 +88,20 @@ pub enum FastPathMode {
     /// Map the blob file from the content directory and hand slices of the mapping to the HTTP
     /// stack: one copy, from the page cache to the socket.
     Mmap,
+    /// Read the blob file through an io_uring with several reads in flight, into buffers that
+    /// are handed to the HTTP stack.
+    IoUring,
     /// Read through containerd's gRPC `content.Read`, one stream per response.
     Off,
 }
 
 impl FastPathMode {
-    /// Parses a config value: `sendfile`, `mmap` or `off`.
+    /// Parses a config value: `sendfile`, `mmap`, `iouring` or `off`.
     pub fn parse(value: &str) -> Option<FastPathMode> {
         match value {
             "sendfile" => Some(FastPathMode::Sendfile),
             "mmap" => Some(FastPathMode::Mmap),
+            "iouring" => Some(FastPathMode::IoUring),
             "off" => Some(FastPathMode::Off),
             _ => None,
         }
@@ -107,6 +111,7 @@ impl FastPathMode {
         match self {
             FastPathMode::Sendfile => "sendfile",
             FastPathMode::Mmap => "mmap",
+            FastPathMode::IoUring => "iouring",
             FastPathMode::Off => "off",
         }
     }

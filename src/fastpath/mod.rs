@@ -9,12 +9,14 @@
 mod file;
 mod mmap;
 mod sendfile;
+mod uring;
 
 use std::path::{Path, PathBuf};
 
 pub use file::{open_blob, OpenError};
 pub use mmap::mmap_stream;
 pub use sendfile::send_file;
+pub use uring::uring_stream;
 
 use crate::digest::Digest;
 

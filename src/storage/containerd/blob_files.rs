@@ -9,7 +9,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::digest::Digest;
-use crate::fastpath::{blob_path, mmap_stream, open_blob};
+use crate::fastpath::{blob_path, mmap_stream, open_blob, uring_stream};
 use crate::storage::{ByteRange, ByteStream};
 
 /// Maximum number of blob sizes kept in the cache; the cache is cleared when it is full. A
@@ -20,9 +20,17 @@ const MAX_CACHED_SIZES: usize = 100_000;
 /// with the next warning.
 const FALLBACK_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How [`BlobFiles::stream`] reads a blob file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileReader {
+    Mmap,
+    IoUring,
+}
+
 /// Reads committed blobs from a content directory this process can read.
 pub struct BlobFiles {
     dir: PathBuf,
+    reader: FileReader,
     sizes: RwLock<HashMap<String, u64>>,
     fallbacks: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
@@ -30,9 +38,10 @@ pub struct BlobFiles {
 }
 
 impl BlobFiles {
-    pub fn new(dir: PathBuf) -> BlobFiles {
+    pub fn new(dir: PathBuf, reader: FileReader) -> BlobFiles {
         BlobFiles {
             dir,
+            reader,
             sizes: RwLock::new(HashMap::new()),
             fallbacks: AtomicU64::new(0),
             last_warning: Mutex::new(None),
@@ -77,10 +86,17 @@ impl BlobFiles {
         }
     }
 
-    /// Streams `range` of the committed blob `content_digest` of `size` bytes from its mapped
-    /// file, or returns `None` after logging why not, so the caller reads via gRPC.
+    /// Streams `range` of the committed blob `content_digest` of `size` bytes from its file, or
+    /// returns `None` after logging why not, so the caller reads via gRPC. When the kernel
+    /// refuses to create an io_uring, the file is mapped instead.
     pub fn stream(&self, content_digest: &str, size: u64, range: Option<ByteRange>) -> Option<ByteStream> {
         let file = self.open(content_digest, size)?;
+        if self.reader == FileReader::IoUring {
+            match file.try_clone().and_then(|file| uring_stream(file, size, range)) {
+                Ok(stream) => return Some(stream),
+                Err(error) => self.fall_back(content_digest, &format!("io_uring unavailable, mapping the file: {error}")),
+            }
+        }
         match mmap_stream(&file, size, range) {
             Ok(stream) => Some(stream),
             Err(error) => {

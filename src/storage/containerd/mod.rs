@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use self::aliases::Aliases;
-use self::blob_files::BlobFiles;
+use self::blob_files::{BlobFiles, FileReader};
 use self::client::Client;
 use self::open_writers::OpenWriters;
 use self::repositories::Repositories;
@@ -108,10 +108,16 @@ impl ContainerdStorage {
     }
 
     /// Serves blob GETs from the files of `content_dir`, which must be containerd's content
-    /// directory and readable by this process. Without it, every read goes through gRPC. Only
-    /// the first call has an effect.
-    pub fn enable_fast_path(&self, content_dir: PathBuf) {
-        let _ = self.inner.blob_files.set(BlobFiles::new(content_dir));
+    /// directory and readable by this process, read with io_uring when `mode` says so and
+    /// mapped otherwise. Without it, or with `mode` off, every read goes through gRPC. Only the
+    /// first call has an effect.
+    pub fn enable_fast_path(&self, content_dir: PathBuf, mode: crate::config::FastPathMode) {
+        let reader = match mode {
+            crate::config::FastPathMode::Off => return,
+            crate::config::FastPathMode::IoUring => FileReader::IoUring,
+            crate::config::FastPathMode::Sendfile | crate::config::FastPathMode::Mmap => FileReader::Mmap,
+        };
+        let _ = self.inner.blob_files.set(BlobFiles::new(content_dir, reader));
     }
 
     /// Opens the file of a blob linked in `repository`, with its size, for serving it with
