@@ -153,11 +153,20 @@ impl Inner {
     }
 
     /// Returns the write stream of an upload: the one the previous chunk left open, or a new one.
+    /// A kept stream is checked with one stat round trip first, because a stream broken while it
+    /// waited (containerd restarted, the connection dropped) would fail the chunk after the
+    /// request body was already consumed. The ingest keeps its bytes, so a new stream continues.
     async fn writer(&self, repository: &RepositoryName, id: &UploadId, lease: &str) -> Result<IngestWriter> {
-        match self.open_writers.take(id) {
-            Some(writer) => Ok(writer),
-            None => self.open_upload(repository, id, lease).await,
+        if let Some(mut writer) = self.open_writers.take(id) {
+            match writer.sync().await {
+                Ok(_) => return Ok(writer),
+                Err(failure) => {
+                    let error = failure.into_error();
+                    tracing::debug!(upload = %id, %error, "kept write stream is broken; opening a new one");
+                }
+            }
         }
+        self.open_upload(repository, id, lease).await
     }
 
     /// Discards an upload's bytes and lease after a digest mismatch. The client gets
