@@ -247,11 +247,12 @@ pub fn ctr_lines(containerd: &Containerd, namespace: &str, args: &[&str]) -> Vec
     lines
 }
 
-/// Lists the content digests, image names and lease ids of a namespace, for comparing the state
-/// of containerd before and after a series of requests.
+/// The content digests, active ingests, image names and lease ids of a namespace, for comparing
+/// the state of containerd before and after a series of requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceState {
     pub content: Vec<String>,
+    pub ingests: Vec<String>,
     pub images: Vec<String>,
     pub leases: Vec<String>,
 }
@@ -260,6 +261,7 @@ impl NamespaceState {
     pub fn read(containerd: &Containerd, namespace: &str) -> NamespaceState {
         NamespaceState {
             content: ctr_lines(containerd, namespace, &["content", "ls", "--quiet"]),
+            ingests: ctr_lines(containerd, namespace, &["content", "active"]),
             images: ctr_lines(containerd, namespace, &["images", "ls", "--quiet"]),
             leases: ctr_lines(containerd, namespace, &["leases", "ls", "--quiet"]),
         }

@@ -1,0 +1,158 @@
+//! Invalid requests against the registry binary backed by containerd. Each gets the status and
+//! OCI error code that the in-memory HTTP tests expect, and none changes what containerd stores:
+//! the content, ingests, images and leases of the namespace are the same before and after.
+
+mod support;
+
+use bytes::Bytes;
+use reqwest::Method;
+
+use support::containerd::Containerd;
+use support::http::{assert_error, data, manifest_bytes, raw_request, NamespaceState, Pushed, Registry, OCI_MANIFEST};
+use support::registry::{RegistryProcess, RegistrySettings};
+
+const NAMESPACE: &str = "registry";
+
+async fn start_upload(registry: &Registry, repository: &str) -> String {
+    let reply = registry.send(Method::POST, &format!("/v2/{repository}/blobs/uploads/"), &[], Vec::new()).await;
+    assert_eq!(reply.status, 202, "start upload: {}", String::from_utf8_lossy(&reply.body));
+    reply.header("location").expect("upload Location").to_owned()
+}
+
+async fn patch(registry: &Registry, location: &str, range: &str, bytes: &[u8]) -> support::http::Reply {
+    registry.send(Method::PATCH, location, &[("content-range", range)], bytes.to_vec()).await
+}
+
+/// Sends a GET with a raw request target, which reqwest would normalise.
+async fn raw_get(registry: &Registry, target: &str) -> support::http::Reply {
+    let head = format!("GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", registry.addr);
+    raw_request(registry.addr, &head).await
+}
+
+#[tokio::test]
+async fn invalid_requests_change_nothing_stored() {
+    let work = tempfile::tempdir().unwrap();
+    let containerd = Containerd::start();
+    let process = RegistryProcess::start(work.path(), &RegistrySettings::new(&containerd.socket()));
+    let registry = Registry::new(process.addr);
+
+    let image = registry.push_image("bad/app", "v1", 1, 2, 100_000).await;
+    let elsewhere = registry.push_blob("bad/elsewhere", &data(2, 5000)).await;
+    let finished = start_upload(&registry, "bad/app").await;
+    let finished_blob = Pushed::new(data(3, 3000));
+    let reply = registry
+        .send(Method::PUT, &format!("{finished}?digest={}", finished_blob.digest), &[], finished_blob.bytes.clone())
+        .await;
+    assert_eq!(reply.status, 201, "finish an upload: {}", String::from_utf8_lossy(&reply.body));
+    let before = NamespaceState::read(&containerd, NAMESPACE);
+
+    // Digest mismatch on the final PUT: 400, and the session and its bytes are discarded.
+    let location = start_upload(&registry, "bad/app").await;
+    let bytes = data(4, 70_000);
+    assert_eq!(patch(&registry, &location, "0-69999", &bytes).await.status, 202);
+    let wrong = Pushed::new(b"other bytes".to_vec()).digest;
+    let reply = registry.send(Method::PUT, &format!("{location}?digest={wrong}"), &[], Vec::new()).await;
+    assert_error(&reply, 400, "DIGEST_INVALID");
+    assert_error(&registry.get(&location).await, 404, "BLOB_UPLOAD_UNKNOWN");
+    assert_error(&registry.get(&format!("/v2/bad/app/blobs/{}", Pushed::new(bytes).digest)).await, 404, "BLOB_UNKNOWN");
+
+    // Digest mismatch on a monolithic POST, into a repository that does not exist yet.
+    let reply = registry.send(Method::POST, &format!("/v2/bad/new/blobs/uploads/?digest={wrong}"), &[], data(5, 900)).await;
+    assert_error(&reply, 400, "DIGEST_INVALID");
+    assert_error(&registry.get("/v2/bad/new/tags/list").await, 404, "NAME_UNKNOWN");
+
+    // A chunk, a status request or a second PUT after the final PUT.
+    assert_error(&patch(&registry, &finished, "3000-3009", &[7; 10]).await, 404, "BLOB_UPLOAD_UNKNOWN");
+    assert_error(&registry.get(&finished).await, 404, "BLOB_UPLOAD_UNKNOWN");
+    let reply = registry.send(Method::PUT, &format!("{finished}?digest={}", finished_blob.digest), &[], Vec::new()).await;
+    assert_error(&reply, 404, "BLOB_UPLOAD_UNKNOWN");
+
+    // Content-Range out of order: 416 with the offset the session has, then cancelled.
+    let location = start_upload(&registry, "bad/app").await;
+    assert_eq!(patch(&registry, &location, "0-99", &[1; 100]).await.status, 202);
+    let reply = patch(&registry, &location, "200-299", &[2; 100]).await;
+    assert_error(&reply, 416, "BLOB_UPLOAD_INVALID");
+    assert_eq!(reply.header("range"), Some("0-99"));
+    let reply = patch(&registry, &location, "0-99", &[3; 100]).await;
+    assert_error(&reply, 416, "BLOB_UPLOAD_INVALID");
+    assert_eq!(reply.header("range"), Some("0-99"));
+    assert_eq!(registry.delete(&location).await.status, 204);
+    assert_error(&registry.get(&location).await, 404, "BLOB_UPLOAD_UNKNOWN");
+
+    // Ranges that cannot be satisfied. The sendfile front hands these requests to hyper.
+    let layer = &image.layers[0];
+    for range in ["bytes=5-1", "bytes=99999999999-", "bytes=100000-"] {
+        let path = format!("/v2/bad/app/blobs/{}", layer.digest);
+        let reply = registry.send(Method::GET, &path, &[("range", range)], Vec::new()).await;
+        assert_error(&reply, 416, "RANGE_INVALID");
+        assert_eq!(reply.header("content-range"), Some("bytes */100000"), "{range}");
+    }
+
+    // Page sizes that are not numbers of zero or more.
+    for path in ["/v2/bad/app/tags/list?n=-1", "/v2/_catalog?n=-1", "/v2/_catalog?n=abc"] {
+        assert_error(&registry.get(path).await, 400, "PAGINATION_NUMBER_INVALID");
+    }
+
+    // Repository names outside the grammar, read and written.
+    let too_long = format!("a/{}", "b".repeat(254));
+    let names = ["bad/../app", "../bad/app", "bad/%2e%2e/app", "bad/%2E%2E", "Bad/App", "bad//app", too_long.as_str()];
+    for name in names {
+        let tags = raw_get(&registry, &format!("/v2/{name}/tags/list")).await;
+        assert_error(&tags, 400, "NAME_INVALID");
+        let blob = raw_get(&registry, &format!("/v2/{name}/blobs/{}", layer.digest)).await;
+        assert_error(&blob, 400, "NAME_INVALID");
+        let head = format!(
+            "POST /v2/{name}/blobs/uploads/ HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            registry.addr
+        );
+        assert_error(&raw_request(registry.addr, &head).await, 400, "NAME_INVALID");
+        let head = format!(
+            "PUT /v2/{name}/manifests/v1 HTTP/1.1\r\nHost: {}\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            registry.addr,
+            image.manifest.bytes.len(),
+            String::from_utf8(image.manifest.bytes.clone()).unwrap()
+        );
+        assert_error(&raw_request(registry.addr, &head).await, 400, "NAME_INVALID");
+    }
+
+    // A manifest over 4 MiB, with Content-Length and streamed without it.
+    let mut huge = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": image.config.digest.to_string(), "size": image.config.bytes.len() },
+        "layers": [],
+    });
+    huge["annotations"] = serde_json::json!({ "filler": "x".repeat(4 * 1024 * 1024) });
+    let huge = serde_json::to_vec(&huge).unwrap();
+    assert_error(&registry.put_manifest("bad/app", "huge", &huge).await, 413, "MANIFEST_INVALID");
+    let pieces: Vec<Result<Bytes, std::io::Error>> = huge.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let streamed = reqwest::Client::new()
+        .put(registry.url("/v2/bad/app/manifests/huge"))
+        .header("content-type", OCI_MANIFEST)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status().as_u16(), 413);
+    let body: serde_json::Value = serde_json::from_slice(&streamed.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_INVALID");
+
+    // A manifest whose layer is a blob of another repository only.
+    let foreign = Pushed::new(manifest_bytes(&image.config, &[&elsewhere]));
+    assert_error(&registry.put_manifest("bad/app", "foreign", &foreign.bytes).await, 400, "MANIFEST_BLOB_UNKNOWN");
+    let reply = registry.put_manifest("bad/app", &foreign.digest.to_string(), &foreign.bytes).await;
+    assert_error(&reply, 400, "MANIFEST_BLOB_UNKNOWN");
+    assert_error(&registry.get("/v2/bad/app/manifests/foreign").await, 404, "MANIFEST_UNKNOWN");
+
+    let after = NamespaceState::read(&containerd, NAMESPACE);
+    assert_eq!(after.content, before.content, "content changed");
+    assert_eq!(after.ingests, before.ingests, "ingests changed");
+    assert_eq!(after.images, before.images, "images changed");
+    assert_eq!(after.leases, before.leases, "leases changed");
+
+    registry.assert_image("bad/app", "v1", &image).await;
+    registry.assert_blob("bad/app", &finished_blob).await;
+    registry.assert_blob("bad/elsewhere", &elsewhere).await;
+    let tags = registry.get("/v2/bad/app/tags/list").await;
+    assert_eq!(tags.json()["tags"], serde_json::json!(["v1"]));
+}
