@@ -4,11 +4,10 @@
 
 mod support;
 
-use bytes::Bytes;
 use reqwest::Method;
 
 use support::containerd::Containerd;
-use support::http::{assert_error, data, manifest_bytes, raw_request, NamespaceState, Pushed, Registry, OCI_MANIFEST};
+use support::http::{assert_error, data, manifest_bytes, raw_exchange, raw_request, NamespaceState, Pushed, Registry, OCI_MANIFEST};
 use support::registry::{RegistryProcess, RegistrySettings};
 
 const NAMESPACE: &str = "registry";
@@ -124,18 +123,27 @@ async fn invalid_requests_change_nothing_stored() {
     });
     huge["annotations"] = serde_json::json!({ "filler": "x".repeat(4 * 1024 * 1024) });
     let huge = serde_json::to_vec(&huge).unwrap();
-    assert_error(&registry.put_manifest("bad/app", "huge", &huge).await, 413, "MANIFEST_INVALID");
-    let pieces: Vec<Result<Bytes, std::io::Error>> = huge.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-    let streamed = reqwest::Client::new()
-        .put(registry.url("/v2/bad/app/manifests/huge"))
-        .header("content-type", OCI_MANIFEST)
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(streamed.status().as_u16(), 413);
-    let body: serde_json::Value = serde_json::from_slice(&streamed.bytes().await.unwrap()).unwrap();
-    assert_eq!(body["errors"][0]["code"], "MANIFEST_INVALID");
+    let head = format!(
+        "PUT /v2/bad/app/manifests/huge HTTP/1.1\r\nHost: {}\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        registry.addr,
+        huge.len()
+    );
+    let reply = raw_exchange(registry.addr, head.into_bytes(), huge.clone()).await;
+    assert_error(&reply, 413, "MANIFEST_INVALID");
+    let head = format!(
+        "PUT /v2/bad/app/manifests/huge HTTP/1.1\r\nHost: {}\r\nContent-Type: {OCI_MANIFEST}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        registry.addr
+    );
+    let mut chunked = Vec::new();
+    for piece in huge.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let reply = raw_exchange(registry.addr, head.into_bytes(), chunked).await;
+    assert_error(&reply, 413, "MANIFEST_INVALID");
+    assert_error(&registry.get("/v2/bad/app/manifests/huge").await, 404, "MANIFEST_UNKNOWN");
 
     // A manifest whose layer is a blob of another repository only.
     let foreign = Pushed::new(manifest_bytes(&image.config, &[&elsewhere]));

@@ -181,7 +181,6 @@ impl Registry {
     }
 
     /// Asserts that a blob GET returns 200 with exactly these bytes.
-    #[track_caller]
     pub async fn assert_blob(&self, repository: &str, blob: &Pushed) {
         let reply = self.get(&format!("/v2/{repository}/blobs/{}", blob.digest)).await;
         assert_eq!(reply.status, 200, "GET blob {} of {repository}: {:?}", blob.digest, String::from_utf8_lossy(&reply.body));
@@ -190,7 +189,6 @@ impl Registry {
     }
 
     /// Asserts that a manifest GET by `reference` returns 200 with exactly these bytes.
-    #[track_caller]
     pub async fn assert_manifest(&self, repository: &str, reference: &str, manifest: &Pushed) {
         let reply = self.get(&format!("/v2/{repository}/manifests/{reference}")).await;
         assert_eq!(reply.status, 200, "GET manifest {repository}:{reference}: {}", String::from_utf8_lossy(&reply.body));
@@ -212,11 +210,25 @@ impl Registry {
 /// Sends `head` (a request head and any body) on a new connection and reads the response to
 /// the end of the connection. The head should carry `Connection: close`.
 pub async fn raw_request(addr: SocketAddr, head: &str) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the registry");
-    stream.write_all(head.as_bytes()).await.expect("send the request");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read the response");
+    raw_exchange(addr, head.as_bytes().to_vec(), Vec::new()).await
+}
 
+/// Sends `head`, then `body` while reading the response, which the server may send before it has
+/// read the whole body. A failure to send the body (the server closed the connection after
+/// responding) is ignored.
+pub async fn raw_exchange(addr: SocketAddr, head: Vec<u8>, body: Vec<u8>) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the registry");
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(&head).await.expect("send the request head");
+    let sender = tokio::spawn(async move {
+        let _ = writer.write_all(&body).await;
+        writer
+    });
+    let mut response = Vec::new();
+    reader.read_to_end(&mut response).await.expect("read the response");
+    drop(sender.await);
+
+    let head = String::from_utf8_lossy(&head).into_owned();
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut parsed = httparse::Response::new(&mut headers);
     let head_len = match parsed.parse(&response) {
