@@ -100,10 +100,10 @@ impl Reader {
             .user_data(self.first_id + index as u64);
 
         // SAFETY: the kernel writes into `remaining` until the read completes. The buffer is a
-        // heap allocation owned by the slot, which stays in `slots` (moving the slot does not
-        // move the allocation) and is neither read nor freed before its completion is reaped:
-        // `run` pops only filled slots, and `drain` reaps every read in flight before the slots
-        // are dropped. The file descriptor is owned by `self.file`, which outlives the ring's use.
+        // heap allocation owned by the slot, and moving the slot within `slots` does not move
+        // it. Nothing reads or frees the buffer before its completion is reaped, because `run`
+        // pops only filled slots and `drain` reaps every read in flight before the slots are
+        // dropped. The file descriptor belongs to `self.file`, which outlives the ring's use.
         unsafe { self.ring.submission().push(&entry) }.map_err(|_| io::Error::other("io_uring submission queue is full"))?;
         self.in_flight += 1;
         Ok(())

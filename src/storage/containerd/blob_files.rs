@@ -20,7 +20,7 @@ const MAX_CACHED_SIZES: usize = 100_000;
 /// with the next warning.
 const FALLBACK_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How [`BlobFiles::stream`] reads a blob file.
+/// The read strategy of [`BlobFiles::stream`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileReader {
     Mmap,
