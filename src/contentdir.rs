@@ -44,17 +44,24 @@ pub fn discover(configured: Option<&Path>, introspected: Option<PathBuf>) -> Con
         (None, Some(path)) => (path, ContentDirSource::Introspection),
         (None, None) => (PathBuf::from(DEFAULT_CONTENT_DIR), ContentDirSource::Default),
     };
-    let readable = check_readable(&path);
+    let readable = check_readable(&path, source);
     ContentDir { path, source, readable }
 }
 
-fn check_readable(path: &Path) -> Result<(), String> {
+fn check_readable(path: &Path, source: ContentDirSource) -> Result<(), String> {
     let blobs = path.join("blobs").join("sha256");
     match std::fs::read_dir(&blobs) {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && path.is_dir() => {
             // A fresh content store has no blobs directory until the first commit.
             std::fs::read_dir(path).map(|_| ()).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && source == ContentDirSource::Introspection => {
+            // containerd 1.7 and 2.x create the content directory only at the first write into
+            // the store, where 1.6 creates it at start-up. The path containerd reports is where
+            // blobs will appear, so it counts as readable when its parent, containerd's root, is.
+            let root = path.parent().ok_or_else(|| format!("{}: {error}", blobs.display()))?;
+            std::fs::read_dir(root).map(|_| ()).map_err(|e| format!("{}: {e}", root.display()))
         }
         Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
             "{}: permission denied; run as root, grant CAP_DAC_READ_SEARCH, or mount the content directory readable for this user",
@@ -85,5 +92,18 @@ mod tests {
     fn missing_directory_is_unreadable() {
         let dir = discover(Some(Path::new("/nonexistent/content")), None);
         assert!(dir.readable.is_err());
+    }
+
+    #[test]
+    fn introspected_directory_not_yet_created_is_readable() {
+        let root = tempfile::tempdir().unwrap();
+        let content = root.path().join("io.containerd.content.v1.content");
+
+        let introspected = discover(None, Some(content.clone()));
+        assert_eq!(introspected.readable, Ok(()));
+
+        // A configured path that does not exist is more likely a typo than a store to come.
+        let configured = discover(Some(&content), None);
+        assert!(configured.readable.is_err(), "{configured:?}");
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use containerd_registry::digest::Digest;
-use support::containerd::Containerd;
+use support::containerd::{Containerd, CTR};
 use support::image::{build_image, ImageLayout};
 use support::registry::{RegistryProcess, RegistrySettings};
 
@@ -56,8 +56,9 @@ fn assert_blobs_identical(layout: &ImageLayout, pulled: &Path) {
     }
 }
 
+/// Returns a `ctr` command of the containerd under test, aimed at `containerd`'s socket.
 fn ctr(containerd: &Containerd, namespace: &str) -> Command {
-    let mut command = Command::new("ctr");
+    let mut command = Command::new(CTR);
     command.arg("--address").arg(containerd.socket()).args(["--namespace", namespace]);
     command
 }
@@ -139,6 +140,20 @@ fn docker_schema2_push_and_pull() {
         let tar = std::fs::read(layout.dir.join("blobs/sha256").join(original.digest.hex())).unwrap();
         assert!(output.stdout == tar, "layer {digest} does not decompress to {}", original.digest);
     }
+}
+
+/// containerd 1.7 and 2.x create the content directory only at the first write, so a registry
+/// that starts on a fresh containerd finds no directory at the path that introspection reports.
+#[test]
+fn check_on_fresh_containerd_reports_fast_path() {
+    let work = tempfile::tempdir().unwrap();
+    let containerd = Containerd::start();
+    let registry = RegistryProcess::start(work.path(), &RegistrySettings::new(&containerd.socket()));
+
+    let report = run(Command::new(env!("CARGO_BIN_EXE_containerd-registry")).arg("check").arg(&registry.config_path));
+    let content_dir = format!("contentdir:  {} (from containerd introspection)", containerd.content_dir().display());
+    assert!(report.contains(&content_dir), "{report}");
+    assert!(report.contains("fast path:   sendfile: blobs are served from the content directory"), "{report}");
 }
 
 #[test]

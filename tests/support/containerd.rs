@@ -1,21 +1,90 @@
-//! A private containerd for integration tests: `/usr/bin/containerd` with its own root, state
-//! and sockets in a temporary directory, stopped by PID when the fixture is dropped.
+//! A private containerd for integration tests: the binary that `CONTAINERD_BIN` names (by default
+//! the Debian package's `/usr/bin/containerd`) with its own root, state and sockets in a temporary
+//! directory, stopped by PID when the fixture is dropped. `CTR_BIN` names the matching `ctr`.
+//!
+//! The fixture writes the config format of the binary's major version: containerd 1.6 and 1.7
+//! read `version = 2`, containerd 2.x reads `version = 3` and names some plugins differently.
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use containerd_client::services::v1::leases_client::LeasesClient;
 use containerd_client::services::v1::{CreateRequest, DeleteRequest};
 use containerd_client::tonic::Request;
 
-/// The containerd binary of the Debian package.
-pub const CONTAINERD: &str = "/usr/bin/containerd";
-/// The `ctr` binary of the same package.
-pub const CTR: &str = "/usr/bin/ctr";
+/// The containerd binary when `CONTAINERD_BIN` is unset: the Debian package's.
+const DEFAULT_CONTAINERD: &str = "/usr/bin/containerd";
+/// The `ctr` binary when `CTR_BIN` is unset: the one of the same package.
+const DEFAULT_CTR: &str = "/usr/bin/ctr";
+
+/// Returns the containerd binary under test: `CONTAINERD_BIN`, or `/usr/bin/containerd`.
+pub fn containerd_bin() -> PathBuf {
+    std::env::var_os("CONTAINERD_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CONTAINERD))
+}
+
+/// The `ctr` binary that goes with it: `CTR_BIN`, or `/usr/bin/ctr`. It goes wherever a path
+/// does, as in `Command::new(CTR)` or `format!("{CTR}")`.
+pub const CTR: CtrBinary = CtrBinary;
+
+/// The type of [`CTR`], which reads `CTR_BIN` once, on first use.
+#[derive(Clone, Copy, Debug)]
+pub struct CtrBinary;
+
+impl CtrBinary {
+    fn path(&self) -> &'static Path {
+        static PATH: OnceLock<PathBuf> = OnceLock::new();
+        PATH.get_or_init(|| std::env::var_os("CTR_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CTR)))
+    }
+}
+
+impl AsRef<OsStr> for CtrBinary {
+    fn as_ref(&self) -> &OsStr {
+        self.path().as_os_str()
+    }
+}
+
+impl AsRef<Path> for CtrBinary {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl fmt::Display for CtrBinary {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.path().display().fmt(formatter)
+    }
+}
+
+/// Returns the major version of the containerd under test, read once from `containerd --version`.
+pub fn major_version() -> u32 {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let binary = containerd_bin();
+        let output = Command::new(&binary)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|error| panic!("run {} --version: {error}", binary.display()));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{} --version failed: {}", binary.display(), String::from_utf8_lossy(&output.stderr));
+        parse_major_version(&text).unwrap_or_else(|| panic!("no version in the output of {} --version: {text}", binary.display()))
+    })
+}
+
+/// Parses the major version from `containerd --version` output, whose third field is the version,
+/// such as `containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3` or
+/// `containerd github.com/containerd/containerd/v2 2.1.9+unknown`. A leading `v` is allowed.
+fn parse_major_version(output: &str) -> Option<u32> {
+    let version = output.split_whitespace().nth(2)?;
+    let version = version.strip_prefix('v').unwrap_or(version);
+    version.split('.').next()?.parse().ok()
+}
 
 /// Time containerd gets to open its socket before the fixture gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,7 +99,7 @@ impl Containerd {
     /// Starts containerd and waits until its socket accepts connections.
     pub fn start() -> Containerd {
         let dir = tempfile::Builder::new().prefix("ctrd").tempdir().expect("create a temporary directory");
-        fs::write(dir.path().join("config.toml"), config(dir.path())).expect("write containerd's config");
+        fs::write(dir.path().join("config.toml"), config(dir.path(), major_version())).expect("write containerd's config");
         let mut containerd = Containerd { dir, child: None };
         containerd.spawn();
         containerd
@@ -96,14 +165,15 @@ impl Containerd {
             .append(true)
             .open(self.dir.path().join("containerd.log"))
             .expect("open containerd's log");
-        let child = Command::new(CONTAINERD)
+        let binary = containerd_bin();
+        let child = Command::new(&binary)
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|error| panic!("start {CONTAINERD}: {error}"));
+            .unwrap_or_else(|error| panic!("start {}: {error}", binary.display()));
         self.child = Some(child);
         self.wait_for_socket();
     }
@@ -142,9 +212,19 @@ fn with_namespace<T>(message: T) -> Request<T> {
     request
 }
 
-/// containerd's config: everything under `dir`, and no CRI plugin, which would want a CNI
-/// setup. Snapshotters that probe kernel modules or devices are disabled too.
-fn config(dir: &Path) -> String {
+/// containerd's config in the format of `major`: everything under `dir`, and no CRI plugin, which
+/// would want a CNI setup. Snapshotters that probe kernel modules or devices are disabled too, and
+/// so is NRI, which containerd 2.x enables with a socket under `/var/run/nri`.
+fn config(dir: &Path, major: u32) -> String {
+    if major >= 2 {
+        config_v3(dir)
+    } else {
+        config_v2(dir)
+    }
+}
+
+/// Returns the `version = 2` config of containerd 1.6 and 1.7.
+fn config_v2(dir: &Path) -> String {
     let dir = dir.display();
     format!(
         r#"version = 2
@@ -152,6 +232,7 @@ root = "{dir}/root"
 state = "{dir}/state"
 disabled_plugins = [
   "io.containerd.grpc.v1.cri",
+  "io.containerd.nri.v1.nri",
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
@@ -175,4 +256,69 @@ disabled_plugins = [
   path = "{dir}/opt"
 "#
     )
+}
+
+/// Returns the `version = 3` config of containerd 2.x, where CRI is split into `io.containerd.cri.v1.*`
+/// plugins beside the gRPC service, and the pod sandbox controller and its gRPC service build on
+/// them.
+///
+/// `ctr images pull` of containerd 2.x pulls through the transfer service, which unpacks only for
+/// the platform and snapshotter pairs of its `unpack_config`. The default pair names overlayfs, so
+/// without the native pair below a pull with `--snapshotter native` fails with "no unpack
+/// platforms defined".
+fn config_v3(dir: &Path) -> String {
+    let dir = dir.display();
+    let platform = format!("linux/{}", oci_architecture());
+    format!(
+        r#"version = 3
+root = "{dir}/root"
+state = "{dir}/state"
+temp = "{dir}/tmp"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.cri.v1.images",
+  "io.containerd.cri.v1.runtime",
+  "io.containerd.podsandbox.controller.v1.podsandbox",
+  "io.containerd.grpc.v1.sandbox-controllers",
+  "io.containerd.nri.v1.nri",
+  "io.containerd.snapshotter.v1.blockfile",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.erofs",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "{dir}/containerd.sock"
+
+[ttrpc]
+  address = "{dir}/containerd.sock.ttrpc"
+
+[debug]
+  address = "{dir}/debug.sock"
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{dir}/opt"
+
+[plugins."io.containerd.image-verifier.v1.bindir"]
+  bin_dir = "{dir}/opt/image-verifier/bin"
+
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "{platform}"
+  snapshotter = "native"
+"#
+    )
+}
+
+/// Returns this machine's architecture as OCI platforms name it.
+fn oci_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }

@@ -44,11 +44,10 @@ impl OpenWriters {
         writers.insert(id, (writer, Instant::now()));
     }
 
-    /// Closes the write stream of an upload, so that its ingest can be aborted or committed by
-    /// a new stream.
-    pub fn discard(&self, id: &UploadId) {
-        if let Ok(mut writers) = self.writers.lock() {
-            writers.remove(id);
-        }
+    /// Removes the write stream of an upload, idle or not, so that the caller can close it before
+    /// aborting the ingest or committing it through a new stream.
+    pub fn remove(&self, id: &UploadId) -> Option<IngestWriter> {
+        let mut writers = self.writers.lock().ok()?;
+        writers.remove(id).map(|(writer, _)| writer)
     }
 }

@@ -341,7 +341,17 @@ impl Inner {
 
     pub(super) async fn cancel_upload(&self, repository: &RepositoryName, id: &UploadId) -> Result<()> {
         let lease = self.find_upload(repository, id).await?;
-        self.open_writers.discard(id);
+
+        // containerd's local content store (1.6, 1.7 and 2.1 alike) writes the ingest's
+        // `updatedat` file when a write stream ends, so an abort racing the end of a dropped
+        // stream fails now and then with "directory not empty". Closing the stream first waits
+        // until containerd has finished with the ingest.
+        if let Some(writer) = self.open_writers.remove(id) {
+            if let Err(failure) = writer.close().await {
+                let error = failure.into_error();
+                tracing::debug!(upload = %id, %error, "closing the write stream of a cancelled upload failed");
+            }
+        }
         self.client.abort_ingest(&self.mapping.ingest_ref(id)).await?;
         self.client.delete_lease(&lease, false).await?;
         Ok(())
