@@ -925,6 +925,28 @@ async fn manifest_get_unknown_returns_404() {
 }
 
 #[tokio::test]
+async fn blob_if_none_match_returns_304() {
+    let app = registry();
+    let blob = push_blob(&app, "a", b"cached bytes").await;
+    let uri = format!("/v2/a/blobs/{}", blob.digest);
+    let etag = format!("\"{}\"", blob.digest);
+
+    for value in [etag.clone(), format!("W/{etag}"), format!("\"other\", {etag}"), "*".to_owned()] {
+        let reply = call_with(&app, Method::GET, &uri, &[("if-none-match", &value)], Vec::new()).await;
+        assert_eq!(reply.status, StatusCode::NOT_MODIFIED, "{value}");
+        assert!(reply.body.is_empty(), "{value}");
+        assert_eq!(reply.header("etag"), Some(etag.as_str()));
+    }
+
+    let reply = call_with(&app, Method::HEAD, &uri, &[("if-none-match", &etag)], Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::NOT_MODIFIED);
+
+    let reply = call_with(&app, Method::GET, &uri, &[("if-none-match", "\"sha256:other\"")], Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(&reply.body[..], b"cached bytes");
+}
+
+#[tokio::test]
 async fn manifest_with_wrong_layer_size_is_invalid() {
     let app = registry();
     let mut manifest = image_in(&app, "a", "sizes").await;

@@ -2,10 +2,11 @@
 //!
 //! A GET streams the blob from storage and never buffers it whole in memory. A `Range` header on a
 //! GET selects one byte range (see [`crate::range`]); HEAD ignores `Range`, because RFC 9110
-//! defines range handling for GET only.
+//! defines range handling for GET only. An `If-None-Match` that lists the blob's entity tag,
+//! `"<digest>"`, gets 304 Not Modified on GET and HEAD.
 
 use axum::body::Body;
-use axum::http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, RANGE};
+use axum::http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 
@@ -24,6 +25,14 @@ pub(super) async fn get(
 ) -> Result<Response, ApiError> {
     let digest: Digest = digest.parse()?;
     let info = state.storage.stat_blob(repository, &digest).await?;
+
+    if etag_matches(headers, &digest) {
+        return Ok(Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(ETAG, format!("\"{digest}\""))
+            .header(DOCKER_CONTENT_DIGEST, digest.to_string())
+            .body(Body::empty())?);
+    }
 
     let range = match header_text(headers, &RANGE) {
         _ if *method == Method::HEAD => None,
@@ -53,6 +62,16 @@ pub(super) async fn get(
             .header(CONTENT_RANGE, format!("bytes {}-{}/{}", range.start, range.end, info.size)),
     };
     Ok(response.body(Body::from_stream(stream))?)
+}
+
+/// Reports whether `If-None-Match` lists the blob's entity tag (`"<digest>"`, weak or not) or
+/// is `*`. A blob's bytes never change under its digest, so a match means the client's copy is
+/// current.
+pub(super) fn etag_matches(headers: &HeaderMap, digest: &Digest) -> bool {
+    let tag = format!("\"{digest}\"");
+    headers.get_all(IF_NONE_MATCH).iter().filter_map(|value| value.to_str().ok()).any(|value| {
+        value.split(',').map(str::trim).any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag)
+    })
 }
 
 pub(super) async fn delete(state: &AppState, repository: &RepositoryName, digest: &str) -> Result<Response, ApiError> {
