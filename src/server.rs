@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Config, ContainerdConfig, Driver, FastPathMode};
+use crate::config::{Config, ContainerdConfig, Driver, FastPathMode, UploadPurging};
 use crate::contentdir::{self, ContentDir};
 use crate::http::{router, AppState};
 use crate::socket::check_socket;
@@ -82,6 +82,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         }
     };
 
+    if config.storage.upload_purging.enabled {
+        tokio::spawn(purge_uploads_periodically(backend.storage.clone(), config.storage.upload_purging.clone()));
+    }
+
     let state = AppState {
         storage: Arc::new(backend.storage.clone()),
         delete_enabled: config.storage.delete_enabled,
@@ -96,6 +100,24 @@ pub async fn serve(config: Config) -> Result<(), String> {
     crate::front::serve(listener, router(state), sendfile, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Purges abandoned uploads every `purging.interval`, starting one interval after start-up.
+async fn purge_uploads_periodically(storage: ContainerdStorage, purging: UploadPurging) {
+    let start = tokio::time::Instant::now() + purging.interval;
+    let mut ticks = tokio::time::interval_at(start, purging.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match storage.purge_uploads(purging.age, purging.dry_run).await {
+            Ok(report) => tracing::debug!(
+                purged = report.purged,
+                kept_by_dry_run = report.kept_by_dry_run,
+                "upload purge finished"
+            ),
+            Err(error) => tracing::warn!(%error, "upload purge failed; retrying after the next interval"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -342,6 +342,9 @@ fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
         interval: purging.duration("interval")?.unwrap_or(defaults.interval),
         dry_run: purging.bool("dryrun")?.unwrap_or(defaults.dry_run),
     };
+    if upload_purging.interval.is_zero() {
+        return Err(purging.error("interval", "must be longer than zero, such as 24h"));
+    }
     let readonly = maintenance.section("readonly")?;
     readonly.allow_keys(&["enabled"])?;
 
@@ -462,6 +465,7 @@ mod tests {
             ("auth:\n  htpasswd: {}\n", "auth"),
             ("log:\n  level: loud\n", "log.level"),
             ("version: 0.2\n", "version"),
+            ("storage:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n", "storage.maintenance.uploadpurging.interval"),
             ("storage:\n  maintenance:\n    uploadpurging:\n      age: 1d\n", "storage.maintenance.uploadpurging.age"),
         ];
         for (text, key) in cases {

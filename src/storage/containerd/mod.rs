@@ -22,6 +22,7 @@ mod images;
 mod leases;
 mod manifests;
 mod open_writers;
+mod purge;
 mod referrers;
 mod repositories;
 mod tags;
@@ -38,6 +39,7 @@ use self::aliases::Aliases;
 use self::blob_files::{BlobFiles, FileReader};
 use self::client::Client;
 use self::open_writers::OpenWriters;
+pub use self::purge::PurgeReport;
 use self::repositories::Repositories;
 use crate::config::{ContainerdConfig, UploadPurging};
 use crate::digest::Digest;
@@ -125,6 +127,12 @@ impl ContainerdStorage {
     /// when the repository does not link the blob.
     pub async fn blob_file(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<(std::fs::File, u64)>> {
         self.inner.blob_file(repository, digest).await
+    }
+
+    /// Deletes the upload sessions of this root that started more than `age` ago; with
+    /// `dry_run`, only logs and counts them.
+    pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<PurgeReport> {
+        self.inner.purge_uploads(age, dry_run).await
     }
 
     /// Returns the number of blob reads that fell back from the fast path to gRPC.

@@ -341,7 +341,11 @@ impl Inner {
 
     pub(super) async fn cancel_upload(&self, repository: &RepositoryName, id: &UploadId) -> Result<()> {
         let lease = self.find_upload(repository, id).await?;
+        self.end_session(id, &lease).await
+    }
 
+    /// Closes an upload's write stream if one is open, aborts its ingest and deletes its lease.
+    pub(super) async fn end_session(&self, id: &UploadId, lease: &str) -> Result<()> {
         // containerd's local content store (1.6, 1.7 and 2.1 alike) writes the ingest's
         // `updatedat` file when a write stream ends, so an abort racing the end of a dropped
         // stream fails now and then with "directory not empty". Closing the stream first waits
@@ -353,7 +357,7 @@ impl Inner {
             }
         }
         self.client.abort_ingest(&self.mapping.ingest_ref(id)).await?;
-        self.client.delete_lease(&lease, false).await?;
+        self.client.delete_lease(lease, false).await?;
         Ok(())
     }
 }
