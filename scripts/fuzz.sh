@@ -37,13 +37,20 @@ build_flags=(--sanitizer "$sanitizer" --debug-assertions)
 cargo fuzz build "${build_flags[@]}"
 
 failed=()
+# libFuzzer prints a line per new input; each target's output goes to a log, and only the final
+# statistics, or the end of the log on a finding, are shown.
+mkdir -p fuzz/target/logs
 for target in "${targets[@]}"; do
   work_corpus="fuzz/target/corpus/$target"
+  log="fuzz/target/logs/$target.log"
   mkdir -p "$work_corpus"
-  echo "fuzzing $target for ${seconds}s"
-  if ! cargo fuzz run "${build_flags[@]}" "$target" "$work_corpus" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -print_final_stats=1; then
+  echo "fuzzing $target for ${seconds}s (log: $log)"
+  if cargo fuzz run "${build_flags[@]}" "$target" "$work_corpus" "fuzz/corpus/$target" -- \
+    -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    grep -E '^stat::number_of_executed_units|^Done ' "$log" || true
+  else
     failed+=("$target")
+    tail -n 40 "$log" >&2
   fi
 done
 
