@@ -148,6 +148,10 @@ impl MemoryStorage {
 
             received = received.saturating_add(chunk_len);
             if let Some(length) = length.filter(|length| received > *length) {
+                // The declared bytes are written and the rest refused, as on containerd, so the
+                // offset afterwards does not depend on how the body was split.
+                let allowed = chunk_len - (received - length);
+                upload.data.extend_from_slice(&chunk[..allowed as usize]);
                 return Err(ClientError::SizeInvalid(format!(
                     "the request body is longer than the {length} bytes declared for upload {id}"
                 ))

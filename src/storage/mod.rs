@@ -108,8 +108,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Appends `body` to an upload. `start` must equal the current offset, or the call fails with
     /// 416 and the upload is unchanged. When `length` is given, a body of another length fails
-    /// with `SIZE_INVALID`. Bytes written before a failure or cancellation stay in the session,
-    /// and the new offset is reported by [`Storage::upload_status`].
+    /// with `SIZE_INVALID`; of a longer body, the first `length` bytes are written. Bytes
+    /// written before a failure or cancellation stay in the session, and the new offset is
+    /// reported by [`Storage::upload_status`].
     async fn write_upload(
         &self,
         repository: &RepositoryName,
@@ -154,10 +155,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Removes one tag; the manifest stays linked.
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<()>;
 
-    /// Lists the tags of a repository in lexical order; `NAME_UNKNOWN` for an unknown repository.
+    /// Lists the tags of a repository in lexical order. A repository that links no blob or
+    /// manifest, such as one whose last link was deleted, is `NAME_UNKNOWN`.
     async fn list_tags(&self, repository: &RepositoryName) -> Result<Vec<Tag>>;
 
-    /// Lists every repository of this registry's root in lexical order.
+    /// Lists every repository of this registry's root that links a blob or manifest, in lexical
+    /// order.
     async fn list_repositories(&self) -> Result<Vec<RepositoryName>>;
 
     /// Lists the manifests in `repository` whose `subject` is `digest`, as descriptors carrying

@@ -1,6 +1,7 @@
 //! Fixtures shared by the integration tests. Each test binary uses some of them.
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod containerd;
 pub mod image;
 pub mod registry;

@@ -182,11 +182,18 @@ impl Links {
     }
 
     /// Unlinks content from the repository. containerd's garbage collector reclaims it once
-    /// nothing else references it.
+    /// nothing else references it. The repository ends with its last link: its lease is then
+    /// deleted, so it is no longer listed and its tags list is `NAME_UNKNOWN`, as in memory.
     pub async fn unlink(&mut self, client: &Client, content_digest: &str) -> Result<()> {
         // A lease that no longer exists lists nothing, which is the result wanted.
         client.remove_lease_content(&self.lease, content_digest).await?;
         self.set.digests.remove(content_digest);
+
+        // Every link goes through this locked set, so an empty set means an empty lease.
+        if self.set.digests.is_empty() && self.set.lease_exists {
+            client.delete_lease(&self.lease, false).await?;
+            self.set.lease_exists = false;
+        }
         Ok(())
     }
 }
