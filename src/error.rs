@@ -1,8 +1,9 @@
 //! Errors, grouped by who is to blame, and their mapping onto OCI error codes and HTTP statuses.
 //!
 //! Client mistakes carry the repository, digest, tag or upload id involved and become the OCI
-//! JSON error body. containerd failures are 503 while containerd is unreachable and 500
-//! otherwise. Internal errors are bugs or broken invariants of this registry.
+//! JSON error body. containerd failures are 503 while containerd is unreachable, 507 when its
+//! file system is full, and 500 otherwise. Internal errors are bugs or broken invariants of this
+//! registry.
 
 use axum::http::StatusCode;
 
@@ -165,8 +166,15 @@ impl Error {
             Error::Containerd { code: tonic::Code::Unavailable, .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Error::Containerd { .. } if self.is_out_of_space() => StatusCode::INSUFFICIENT_STORAGE,
             Error::Containerd { .. } | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Returns whether containerd failed because its file system is full. containerd passes
+    /// the text of the failed write on with code `Unknown`, so the text is the only sign.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, Error::Containerd { message, .. } if message.contains("no space left on device"))
     }
 
     pub fn is_client_error(&self) -> bool {
@@ -186,5 +194,26 @@ impl From<NameError> for Error {
 impl From<DigestError> for Error {
     fn from(error: DigestError) -> Error {
         Error::Client(ClientError::DigestInvalid(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn containerd_error(code: tonic::Code, message: &str) -> Error {
+        Error::containerd("content.Write", tonic::Status::new(code, message))
+    }
+
+    #[test]
+    fn full_disk_of_containerd_is_507() {
+        let full = containerd_error(tonic::Code::Unknown, "write /var/lib/containerd/ingest/x/data: no space left on device");
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.code(), ErrorCode::Unknown);
+
+        let other = containerd_error(tonic::Code::Unknown, "write /var/lib/containerd/ingest/x/data: input/output error");
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let down = containerd_error(tonic::Code::Unavailable, "no space left on device");
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

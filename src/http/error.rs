@@ -127,6 +127,8 @@ impl From<Error> for ApiError {
             other => {
                 let message = if status == StatusCode::SERVICE_UNAVAILABLE {
                     "the storage backend is unavailable; retry later"
+                } else if status == StatusCode::INSUFFICIENT_STORAGE {
+                    "the storage backend is out of space; retry once space is freed"
                 } else {
                     "internal server error; the registry log has the cause"
                 };

@@ -93,6 +93,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Containerd {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// containerd's root when a test chose it, such as a small file system it mounted.
+    custom_root: Option<PathBuf>,
 }
 
 impl Containerd {
@@ -100,7 +102,21 @@ impl Containerd {
     pub fn start() -> Containerd {
         let dir = tempfile::Builder::new().prefix("ctrd").tempdir().expect("create a temporary directory");
         fs::write(dir.path().join("config.toml"), config(dir.path(), major_version())).expect("write containerd's config");
-        let mut containerd = Containerd { dir, child: None };
+        let mut containerd = Containerd { dir, child: None, custom_root: None };
+        containerd.spawn();
+        containerd
+    }
+
+    /// Starts containerd with its root at `root`, an existing directory the caller owns, and
+    /// everything else in a temporary directory as with [`Containerd::start`].
+    pub fn start_with_root(root: &Path) -> Containerd {
+        let dir = tempfile::Builder::new().prefix("ctrd").tempdir().expect("create a temporary directory");
+        let default_root = format!("root = \"{}/root\"", dir.path().display());
+        let config = config(dir.path(), major_version());
+        assert!(config.contains(&default_root), "the config sets no root line to replace");
+        let config = config.replace(&default_root, &format!("root = \"{}\"", root.display()));
+        fs::write(dir.path().join("config.toml"), config).expect("write containerd's config");
+        let mut containerd = Containerd { dir, child: None, custom_root: Some(root.to_owned()) };
         containerd.spawn();
         containerd
     }
@@ -112,7 +128,7 @@ impl Containerd {
 
     /// Returns containerd's root directory.
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        self.custom_root.clone().unwrap_or_else(|| self.dir.path().join("root"))
     }
 
     /// Returns the directory of containerd's content store.
