@@ -15,6 +15,7 @@
 //!   access to containerd's socket and content directory.
 //! - [`front`]: connection handling: plain HTTP/1.1 blob GETs answered with sendfile, the rest
 //!   by hyper and the router.
+//! - [`health`]: the periodic storage health check and the 503 gate it drives.
 //! - [`logging`]: the tracing subscriber.
 //! - [`fastpath`]: serving committed blob files from containerd's content directory; the only
 //!   module allowed `unsafe` (to map files and to submit io_uring reads).
@@ -38,3 +39,4 @@ pub mod server;
 pub mod socket;
 pub mod fastpath;
 pub mod front;
+pub mod health;

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ContainerdConfig, Driver, FastPathMode, UploadPurging};
 use crate::contentdir::{self, ContentDir};
+use crate::health::{self, HealthMonitor};
 use crate::http::{router, AppState};
 use crate::socket::check_socket;
 use crate::storage::containerd::ContainerdStorage;
@@ -97,7 +98,17 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let local = listener.local_addr().map_err(|error| error.to_string())?;
     tracing::info!(addr = %local, delete_enabled = state.delete_enabled, read_only = state.read_only, "listening");
 
-    crate::front::serve(listener, router(state), sendfile, shutdown_signal()).await;
+    let mut app = router(state.clone());
+    let health = config.storage_health.as_ref().map(|check| {
+        let monitor = Arc::new(HealthMonitor::new(check.threshold));
+        tokio::spawn(health::check_periodically(monitor.clone(), state.storage.clone(), check.interval));
+        tracing::info!(interval_secs = check.interval.as_secs_f64(), threshold = check.threshold, "storage health check on");
+        monitor
+    });
+    if let Some(monitor) = &health {
+        app = app.layer(axum::middleware::from_fn_with_state(monitor.clone(), health::gate));
+    }
+    crate::front::serve(listener, app, sendfile, health, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -66,7 +66,7 @@ async fn start_front(storage: ContainerdStorage) -> Target {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(storage.clone());
-    tokio::spawn(front::serve(listener, router, Some(storage), std::future::pending()));
+    tokio::spawn(front::serve(listener, router, Some(storage), None, std::future::pending()));
     Target::Server(base)
 }
 

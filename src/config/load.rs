@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{
-    parse_go_duration, Config, ContainerdConfig, Driver, FastPathMode, HttpConfig, LogConfig, LogFormatter,
+    parse_go_duration, Config, ContainerdConfig, Driver, FastPathMode, StorageHealthCheck, HttpConfig, LogConfig, LogFormatter,
     StorageConfig, UploadPurging, DEFAULT_HTTP_ADDR,
 };
 
@@ -81,7 +82,12 @@ pub fn load_str(text: &str, name: &str, env: &HashMap<String, String>) -> Result
         }
     }
 
-    Ok(Config { log: log_config(&top)?, http: http_config(&top)?, storage: storage_config(&top)? })
+    Ok(Config {
+        log: log_config(&top)?,
+        http: http_config(&top)?,
+        storage: storage_config(&top)?,
+        storage_health: health_config(&top)?,
+    })
 }
 
 /// Writes each `REGISTRY_A_B=value` into the tree at `a.b`, parsing the value as YAML.
@@ -356,6 +362,35 @@ fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
     })
 }
 
+fn health_config(top: &Section) -> Result<Option<StorageHealthCheck>, ConfigError> {
+    let health = top.section("health")?;
+    health.reject_keys(&[
+        ("file", "file health checks are not implemented; use health.storagedriver"),
+        ("http", "HTTP health checks are not implemented; use health.storagedriver"),
+        ("tcp", "TCP health checks are not implemented; use health.storagedriver"),
+    ])?;
+    health.allow_keys(&["storagedriver"])?;
+
+    let check = health.section("storagedriver")?;
+    check.allow_keys(&["enabled", "interval", "threshold"])?;
+    if !check.bool("enabled")?.unwrap_or(false) {
+        return Ok(None);
+    }
+    let interval = check.duration("interval")?.unwrap_or(Duration::from_secs(10));
+    if interval.is_zero() {
+        return Err(check.error("interval", "must be longer than zero, such as 10s"));
+    }
+    let threshold = match check.get("threshold") {
+        None => 3,
+        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0) {
+            Some(n) => n,
+            None => return Err(check.error("threshold", &format!("{n} is not a positive whole number of failures"))),
+        },
+        Some(other) => return Err(check.error("threshold", &format!("{} is not a positive whole number of failures", describe(other)))),
+    };
+    Ok(Some(StorageHealthCheck { interval, threshold }))
+}
+
 fn containerd_config(section: &Section) -> Result<ContainerdConfig, ConfigError> {
     section.allow_keys(&["address", "namespace", "root", "contentdir", "fastpath"])?;
     let mut config = ContainerdConfig::with_defaults();
@@ -465,6 +500,8 @@ mod tests {
             ("auth:\n  htpasswd: {}\n", "auth"),
             ("log:\n  level: loud\n", "log.level"),
             ("version: 0.2\n", "version"),
+            ("health:\n  storagedriver:\n    enabled: true\n    threshold: 0\n", "health.storagedriver.threshold"),
+            ("health:\n  http:\n    - uri: x\n", "health.http"),
             ("storage:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n", "storage.maintenance.uploadpurging.interval"),
             ("storage:\n  maintenance:\n    uploadpurging:\n      age: 1d\n", "storage.maintenance.uploadpurging.age"),
         ];

@@ -28,6 +28,16 @@ pub struct Config {
     pub log: LogConfig,
     pub http: HttpConfig,
     pub storage: StorageConfig,
+    /// `health.storagedriver`: `None` when the check is off.
+    pub storage_health: Option<StorageHealthCheck>,
+}
+
+/// `health.storagedriver`: containerd is checked every `interval`, and after `threshold`
+/// failures in a row the main port answers 503 until a check succeeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageHealthCheck {
+    pub interval: Duration,
+    pub threshold: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

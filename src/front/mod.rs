@@ -31,6 +31,7 @@ use tower::ServiceExt;
 use self::request::{BlobGet, Parsed};
 use self::rewind::Rewind;
 use crate::fastpath::send_file;
+use crate::health::HealthMonitor;
 use crate::range::parse_range;
 use crate::storage::containerd::ContainerdStorage;
 
@@ -44,6 +45,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     sendfile: Option<ContainerdStorage>,
+    health: Option<Arc<HealthMonitor>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -65,7 +67,13 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
 
-        let connection = Connection { router: router.clone(), sendfile: sendfile.clone(), peer, stop: stop.clone() };
+        let connection = Connection {
+            router: router.clone(),
+            sendfile: sendfile.clone(),
+            health: health.clone(),
+            peer,
+            stop: stop.clone(),
+        };
         let watcher = graceful.watcher();
         let guard = active.clone();
         tokio::spawn(async move {
@@ -85,6 +93,8 @@ pub async fn serve(
 struct Connection {
     router: Router,
     sendfile: Option<ContainerdStorage>,
+    /// While its check fails, every request goes to the router, which answers 503.
+    health: Option<Arc<HealthMonitor>>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 }
@@ -145,6 +155,9 @@ impl Connection {
 
     async fn serve_blob(&self, stream: &mut TcpStream, storage: &ContainerdStorage, get: &BlobGet) -> Served {
         let started = Instant::now();
+        if self.health.as_ref().is_some_and(|health| !health.is_healthy()) {
+            return Served::HandOver;
+        }
         let (file, size) = match storage.blob_file(&get.repository, &get.digest).await {
             Ok(Some(opened)) => opened,
             Ok(None) | Err(_) => return Served::HandOver,
