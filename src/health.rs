@@ -1,6 +1,6 @@
-//! `health.storagedriver`: a periodic check of containerd that, after `threshold` failures in a
-//! row, makes the main port answer 503 `UNAVAILABLE` until a check succeeds again, as Docker
-//! Distribution does.
+//! `health.storagedriver`: a periodic check of containerd. After `threshold` failures in a row,
+//! the main port returns 503 `UNAVAILABLE` until a check succeeds again, as Docker Distribution
+//! does.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,7 @@ impl HealthMonitor {
             Health::Unavailable(error) => {
                 let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if failures == self.threshold {
-                    tracing::error!(%error, failures, "storage health check failed; answering 503 until it passes");
+                    tracing::error!(%error, failures, "storage health check failed; returning 503 until it passes");
                 } else {
                     tracing::warn!(%error, failures, threshold = self.threshold, "storage health check failed");
                 }
@@ -74,7 +74,7 @@ pub async fn check_periodically(monitor: Arc<HealthMonitor>, storage: Arc<dyn St
     }
 }
 
-/// Answers every request with 503 `UNAVAILABLE` while the health check fails.
+/// Rejects every request with 503 `UNAVAILABLE` while the health check fails.
 pub async fn gate(State(monitor): State<Arc<HealthMonitor>>, request: Request, next: Next) -> Response {
     match monitor.failure() {
         None if monitor.is_healthy() => next.run(request).await,

@@ -33,7 +33,7 @@ pub struct Config {
 }
 
 /// `health.storagedriver`: containerd is checked every `interval`, and after `threshold`
-/// failures in a row the main port answers 503 until a check succeeds.
+/// failures in a row the main port returns 503 until a check succeeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageHealthCheck {
     pub interval: Duration,
@@ -83,7 +83,7 @@ pub struct ContainerdConfig {
     pub root: String,
     /// An explicit content directory; `None` means discover it from containerd.
     pub content_dir: Option<PathBuf>,
-    /// How blob bytes are read for GET responses.
+    /// The read strategy of blob GET responses.
     pub fast_path: FastPathMode,
 }
 

@@ -93,7 +93,7 @@ pub async fn serve(
 struct Connection {
     router: Router,
     sendfile: Option<ContainerdStorage>,
-    /// While its check fails, every request goes to the router, which answers 503.
+    /// While its check fails, every request goes to the router, which returns 503.
     health: Option<Arc<HealthMonitor>>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,

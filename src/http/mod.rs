@@ -9,8 +9,9 @@
 //! Decisions where the specifications leave room:
 //! - A path that matches no endpoint is 404 `UNSUPPORTED`; a known endpoint with another method
 //!   is 405 `UNSUPPORTED` with an `Allow` header.
-//! - In read-only mode every POST, PATCH, PUT and DELETE is 405 `UNSUPPORTED`, as Docker
-//!   Distribution answers in its read-only maintenance mode.
+//! - In read-only mode every POST, PATCH, PUT and DELETE is 405 `UNSUPPORTED`. Docker
+//!   Distribution 2.8 returns the same status there, with a plain-text body instead of the OCI
+//!   JSON error.
 
 mod blobs;
 mod error;
