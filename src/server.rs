@@ -49,6 +49,9 @@ fn connect_error(containerd: &ContainerdConfig, message: &str) -> String {
 /// Runs the registry until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), String> {
     let Driver::Containerd(containerd) = &config.storage.driver;
+    for (key, reason) in &config.ignored_keys {
+        tracing::warn!(key = %key, reason, "config key has no effect in this registry");
+    }
     let backend = connect(&config).await?;
     tracing::info!(
         version = %backend.version,

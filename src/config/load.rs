@@ -87,6 +87,7 @@ pub fn load_str(text: &str, name: &str, env: &HashMap<String, String>) -> Result
         http: http_config(&top)?,
         storage: storage_config(&top)?,
         storage_health: health_config(&top)?,
+        ignored_keys: ignored_keys(&top)?,
     })
 }
 
@@ -362,6 +363,27 @@ fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
     })
 }
 
+/// Distribution keys this registry accepts but does not act on, and why.
+const IGNORED_KEYS: [(&str, &str, &str); 7] = [
+    ("log", "fields", "extra log fields are not added yet"),
+    ("log", "accesslog", "requests are logged at debug level in any case"),
+    ("http", "headers", "extra response headers are not added yet"),
+    ("http", "http2", "HTTP/2 cleartext is always accepted"),
+    ("http", "relativeurls", "Location headers are always relative"),
+    ("storage", "cache", "containerd's metadata store serves descriptors; there is no separate cache"),
+    ("storage", "redirect", "blobs are always served directly, never redirected"),
+];
+
+fn ignored_keys(top: &Section) -> Result<Vec<(String, &'static str)>, ConfigError> {
+    let mut ignored = Vec::new();
+    for (section, key, reason) in IGNORED_KEYS {
+        if top.section(section)?.has(key) {
+            ignored.push((format!("{section}.{key}"), reason));
+        }
+    }
+    Ok(ignored)
+}
+
 fn health_config(top: &Section) -> Result<Option<StorageHealthCheck>, ConfigError> {
     let health = top.section("health")?;
     health.reject_keys(&[
@@ -456,6 +478,14 @@ mod tests {
         assert!(config.storage.delete_enabled);
         assert_eq!(config.storage.upload_purging.age, std::time::Duration::from_secs(7200));
         assert_eq!(config.http.addr, "127.0.0.1:5001".parse().unwrap());
+    }
+
+    #[test]
+    fn ignored_distribution_keys_are_reported() {
+        let text = "http:\n  headers:\n    X-Content-Type-Options: [nosniff]\nstorage:\n  cache:\n    blobdescriptor: inmemory\n";
+        let config = load_str(text, "test", &env(&[])).unwrap();
+        let keys: Vec<&str> = config.ignored_keys.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, ["http.headers", "storage.cache"]);
     }
 
     #[test]

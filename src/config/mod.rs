@@ -30,6 +30,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `health.storagedriver`: `None` when the check is off.
     pub storage_health: Option<StorageHealthCheck>,
+    /// Docker Distribution keys that are accepted for compatibility but have no effect here,
+    /// with the reason; start-up logs a warning for each.
+    pub ignored_keys: Vec<(String, &'static str)>,
 }
 
 /// `health.storagedriver`: containerd is checked every `interval`, and after `threshold`
