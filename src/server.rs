@@ -3,7 +3,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
 use tokio::net::TcpListener;
+
+use crate::front::FrontOptions;
 
 use crate::config::{Config, ContainerdConfig, Driver, FastPathMode, UploadPurging};
 use crate::contentdir::{self, ContentDir};
@@ -111,7 +117,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
     if let Some(monitor) = &health {
         app = app.layer(axum::middleware::from_fn_with_state(monitor.clone(), health::gate));
     }
-    crate::front::serve(listener, app, sendfile, health, shutdown_signal()).await;
+    let headers: Arc<[(HeaderName, HeaderValue)]> = config.http.headers.clone().into();
+    if !headers.is_empty() {
+        app = app.layer(axum::middleware::from_fn_with_state(headers.clone(), add_response_headers));
+    }
+    let options = FrontOptions { sendfile, health, headers };
+    crate::front::serve(listener, app, options, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -132,6 +143,25 @@ async fn purge_uploads_periodically(storage: ContainerdStorage, purging: UploadP
             Err(error) => tracing::warn!(%error, "upload purge failed; retrying after the next interval"),
         }
     }
+}
+
+/// Adds `http.headers` to a response, replacing headers of the same name as Docker Distribution
+/// does.
+async fn add_response_headers(
+    State(headers): State<Arc<[(HeaderName, HeaderValue)]>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let mut replaced = Vec::new();
+    for (name, value) in headers.iter() {
+        if !replaced.contains(name) {
+            response.headers_mut().remove(name);
+            replaced.push(name.clone());
+        }
+        response.headers_mut().append(name.clone(), value.clone());
+    }
+    response
 }
 
 async fn shutdown_signal() {

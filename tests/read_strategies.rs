@@ -66,7 +66,8 @@ async fn start_front(storage: ContainerdStorage) -> Target {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(storage.clone());
-    tokio::spawn(front::serve(listener, router, Some(storage), None, std::future::pending()));
+    let options = front::FrontOptions { sendfile: Some(storage), ..Default::default() };
+    tokio::spawn(front::serve(listener, router, options, std::future::pending()));
     Target::Server(base)
 }
 
@@ -268,4 +269,24 @@ async fn http2_blob_gets_fall_back_from_sendfile() {
     assert_eq!(part.status().as_u16(), 206);
     assert!(part.bytes().await.unwrap() == data[10..20], "HTTP/2 range differs");
     assert_eq!(storage.fast_path_fallbacks(), 0);
+}
+
+#[tokio::test]
+async fn configured_headers_reach_sendfile_responses() {
+    let containerd = Containerd::start();
+    let storage = storage(&containerd, NAMESPACE, "/registry", FastPathMode::Sendfile);
+    let digest = push(&storage, "headers/app", b"with headers").await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let headers: Arc<[(axum::http::HeaderName, axum::http::HeaderValue)]> =
+        vec![(axum::http::HeaderName::from_static("x-content-type-options"), axum::http::HeaderValue::from_static("nosniff"))]
+            .into();
+    let options = front::FrontOptions { sendfile: Some(storage.clone()), health: None, headers };
+    tokio::spawn(front::serve(listener, app(storage), options, std::future::pending()));
+
+    let response = reqwest::get(format!("{base}/v2/headers/app/blobs/{digest}")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers().get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(&response.bytes().await.unwrap()[..], b"with headers");
 }

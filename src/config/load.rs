@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::http::{HeaderName, HeaderValue};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{
@@ -315,7 +316,49 @@ fn http_config(top: &Section) -> Result<HttpConfig, ConfigError> {
     let Some(addr) = parse_listen_addr(&addr_text) else {
         return Err(http.error("addr", &format!("{addr_text:?} is not a listen address; write it like :5000 or 127.0.0.1:5000")));
     };
-    Ok(HttpConfig { addr, secret: http.string("secret")? })
+    Ok(HttpConfig { addr, secret: http.string("secret")?, headers: response_headers(&http)? })
+}
+
+/// Parses `http.headers`: a mapping of header names to a list of values (or one value).
+fn response_headers(http: &Section) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+    let Some(value) = http.get("headers") else {
+        return Ok(Vec::new());
+    };
+    let Value::Mapping(map) = value else {
+        return Err(http.error("headers", "must map header names to lists of values"));
+    };
+
+    let mut headers = Vec::new();
+    for (name, values) in map {
+        let Some(name_text) = name.as_str() else {
+            return Err(http.error("headers", &format!("header name {} is not a string", describe(name))));
+        };
+        let key = format!("headers.{name_text}");
+        let Ok(header_name) = HeaderName::from_bytes(name_text.as_bytes()) else {
+            return Err(http.error(&key, "is not a valid HTTP header name"));
+        };
+        let texts: Vec<String> = match values {
+            Value::Sequence(items) => items.iter().map(scalar_text).collect::<Option<_>>(),
+            single => scalar_text(single).map(|text| vec![text]),
+        }
+        .ok_or_else(|| http.error(&key, "values must be strings"))?;
+        for text in texts {
+            let Ok(header_value) = HeaderValue::from_str(&text) else {
+                return Err(http.error(&key, &format!("{text:?} is not a valid header value")));
+            };
+            headers.push((header_name.clone(), header_value));
+        }
+    }
+    Ok(headers)
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
 }
 
 fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
@@ -364,10 +407,9 @@ fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
 }
 
 /// Distribution keys this registry accepts but does not act on, and why.
-const IGNORED_KEYS: [(&str, &str, &str); 7] = [
+const IGNORED_KEYS: [(&str, &str, &str); 6] = [
     ("log", "fields", "extra log fields are not added yet"),
     ("log", "accesslog", "requests are logged at debug level in any case"),
-    ("http", "headers", "extra response headers are not added yet"),
     ("http", "http2", "HTTP/2 cleartext is always accepted"),
     ("http", "relativeurls", "Location headers are always relative"),
     ("storage", "cache", "containerd's metadata store serves descriptors; there is no separate cache"),
@@ -485,7 +527,24 @@ mod tests {
         let text = "http:\n  headers:\n    X-Content-Type-Options: [nosniff]\nstorage:\n  cache:\n    blobdescriptor: inmemory\n";
         let config = load_str(text, "test", &env(&[])).unwrap();
         let keys: Vec<&str> = config.ignored_keys.iter().map(|(key, _)| key.as_str()).collect();
-        assert_eq!(keys, ["http.headers", "storage.cache"]);
+        assert_eq!(keys, ["storage.cache"]);
+    }
+
+    #[test]
+    fn response_headers_are_parsed() {
+        let text = "http:\n  headers:\n    X-Content-Type-Options: [nosniff]\n    X-Team: [a, b]\n    X-One: single\n";
+        let config = load_str(text, "test", &env(&[])).unwrap();
+        let headers: Vec<(String, String)> = config
+            .http
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        let expected = [("x-content-type-options", "nosniff"), ("x-team", "a"), ("x-team", "b"), ("x-one", "single")];
+        assert_eq!(headers, expected.map(|(n, v)| (n.to_owned(), v.to_owned())));
+
+        let bad = load_str("http:\n  headers:\n    \"Bad Name\": [x]\n", "test", &env(&[])).unwrap_err();
+        assert!(bad.to_string().starts_with("http.headers.Bad Name"), "{bad}");
     }
 
     #[test]

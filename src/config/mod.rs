@@ -61,6 +61,8 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// `http.secret` is accepted for compatibility; this registry signs nothing with it.
     pub secret: Option<String>,
+    /// `http.headers`: headers added to every response, in config order.
+    pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

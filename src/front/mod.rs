@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderName, HeaderValue};
 use axum::Router;
 use bytes::{Buf, BytesMut};
 use hyper::body::Incoming;
@@ -38,16 +39,24 @@ use crate::storage::containerd::ContainerdStorage;
 /// Pause after a failed `accept`, which is usually a full file descriptor table.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
+/// What the front needs besides the router.
+#[derive(Clone, Default)]
+pub struct FrontOptions {
+    /// Storage whose blob files plain HTTP/1.1 blob GETs are sent from; `None` hands every
+    /// connection to hyper.
+    pub sendfile: Option<ContainerdStorage>,
+    /// While its check fails, every request goes to the router, which returns 503.
+    pub health: Option<Arc<HealthMonitor>>,
+    /// `http.headers`, added to the responses the front writes itself. The server adds them to
+    /// the router's responses with a middleware.
+    pub headers: Arc<[(HeaderName, HeaderValue)]>,
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// the requests in flight. With `sendfile`, plain HTTP/1.1 blob GETs are sent by the kernel
+/// the requests in flight. With `options.sendfile`, plain HTTP/1.1 blob GETs are sent by the kernel
 /// from the blob files that storage opens.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    sendfile: Option<ContainerdStorage>,
-    health: Option<Arc<HealthMonitor>>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions, shutdown: impl Future<Output = ()>) {
+    let FrontOptions { sendfile, health, headers } = options;
     let graceful = GracefulShutdown::new();
     let (stop_sender, stop) = watch::channel(false);
     let active = Arc::new(());
@@ -71,6 +80,7 @@ pub async fn serve(
             router: router.clone(),
             sendfile: sendfile.clone(),
             health: health.clone(),
+            headers: headers.clone(),
             peer,
             stop: stop.clone(),
         };
@@ -95,6 +105,7 @@ struct Connection {
     sendfile: Option<ContainerdStorage>,
     /// While its check fails, every request goes to the router, which returns 503.
     health: Option<Arc<HealthMonitor>>,
+    headers: Arc<[(HeaderName, HeaderValue)]>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 }
@@ -184,6 +195,9 @@ impl Connection {
         }
         if get.close {
             head.push_str("connection: close\r\n");
+        }
+        for (name, value) in self.headers.iter() {
+            head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
         }
         head.push_str("\r\n");
 
