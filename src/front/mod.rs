@@ -39,7 +39,7 @@ use crate::storage::containerd::ContainerdStorage;
 /// Pause after a failed `accept`, which is usually a full file descriptor table.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
-/// What the front needs besides the router.
+/// The front's settings besides the router.
 #[derive(Clone, Default)]
 pub struct FrontOptions {
     /// Storage whose blob files plain HTTP/1.1 blob GETs are sent from; `None` hands every
