@@ -7,7 +7,6 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 
 use containerd_registry::config::{ContainerdConfig, FastPathMode, UploadPurging};
 use containerd_registry::digest::{Algorithm, Digest};
@@ -16,9 +15,10 @@ use containerd_registry::manifest::{Manifest, OCI_INDEX, OCI_MANIFEST};
 use containerd_registry::mapping::UploadId;
 use containerd_registry::names::{Reference, RepositoryName, Tag};
 use containerd_registry::storage::containerd::ContainerdStorage;
-use containerd_registry::storage::{ByteRange, ByteStream, Health, Storage};
+use containerd_registry::storage::{ByteRange, Health, Storage};
 
 use support::containerd::{Containerd, CTR};
+use support::storage_values::{blob_unknown, body, body_in_pieces, client_error, collect, data, empty_body, repo, tag};
 
 const NAMESPACE: &str = "registry-test";
 const ROOT: &str = "/registry";
@@ -42,54 +42,6 @@ fn storage_with(containerd: &Containerd, namespace: &str, root: &str, purging: U
 
 fn storage(containerd: &Containerd) -> ContainerdStorage {
     storage_with(containerd, NAMESPACE, ROOT, UploadPurging::default())
-}
-
-fn repo(name: &str) -> RepositoryName {
-    RepositoryName::parse(name).unwrap()
-}
-
-fn tag(name: &str) -> Tag {
-    Tag::parse(name).unwrap()
-}
-
-/// Returns a body stream that delivers `bytes` in pieces of `piece` bytes.
-fn body_in_pieces(bytes: &[u8], piece: usize) -> ByteStream {
-    let pieces: Vec<std::io::Result<Bytes>> =
-        bytes.chunks(piece.max(1)).map(|chunk| Ok(Bytes::copy_from_slice(chunk))).collect();
-    Box::pin(futures::stream::iter(pieces))
-}
-
-fn body(bytes: &[u8]) -> ByteStream {
-    body_in_pieces(bytes, 64 * 1024)
-}
-
-fn empty_body() -> ByteStream {
-    Box::pin(futures::stream::empty())
-}
-
-/// Deterministic bytes that differ between seeds.
-fn data(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed as u32).to_be_bytes()[0]).collect()
-}
-
-async fn collect(stream: ByteStream) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut stream = stream;
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.expect("read chunk"));
-    }
-    bytes
-}
-
-fn client_error<T: std::fmt::Debug>(result: Result<T, Error>) -> ClientError {
-    match result {
-        Err(Error::Client(error)) => error,
-        other => panic!("expected a client error, got {other:?}"),
-    }
-}
-
-fn blob_unknown(repository: &str, digest: &Digest) -> ClientError {
-    ClientError::BlobUnknown { repository: repository.to_owned(), digest: digest.clone() }
 }
 
 async fn push_blob(storage: &ContainerdStorage, repository: &str, bytes: &[u8]) -> Digest {

@@ -13,13 +13,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use futures::StreamExt;
 
 use containerd_registry::digest::{Algorithm, Digest};
-use containerd_registry::error::{ClientError, Error, Result};
+use containerd_registry::error::{ClientError, Result};
 use containerd_registry::manifest::{Descriptor, Manifest, OCI_INDEX, OCI_MANIFEST};
 use containerd_registry::mapping::UploadId;
 use containerd_registry::names::{Reference, RepositoryName, Tag};
+use super::storage_values::{blob_unknown, body, body_in_pieces, client_error, collect, data, empty_body, repo, tag};
 use containerd_registry::storage::{
     BlobInfo, ByteRange, ByteStream, Health, Storage, StoredManifest, UploadStatus,
 };
@@ -258,55 +258,6 @@ impl Storage for Tracked {
 // Helpers
 
 type S = Arc<Tracked>;
-
-fn repo(name: &str) -> RepositoryName {
-    RepositoryName::parse(name).unwrap()
-}
-
-fn tag(name: &str) -> Tag {
-    Tag::parse(name).unwrap()
-}
-
-/// Returns a body stream that delivers `bytes` in pieces of `piece` bytes.
-fn body_in_pieces(bytes: &[u8], piece: usize) -> ByteStream {
-    let pieces: Vec<std::io::Result<Bytes>> =
-        bytes.chunks(piece.max(1)).map(|chunk| Ok(Bytes::copy_from_slice(chunk))).collect();
-    Box::pin(futures::stream::iter(pieces))
-}
-
-fn body(bytes: &[u8]) -> ByteStream {
-    body_in_pieces(bytes, 64 * 1024)
-}
-
-fn empty_body() -> ByteStream {
-    Box::pin(futures::stream::empty())
-}
-
-/// Deterministic bytes that differ between seeds.
-fn data(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed).collect()
-}
-
-async fn collect(stream: ByteStream) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut stream = stream;
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.expect("read a chunk of the blob"));
-    }
-    bytes
-}
-
-#[track_caller]
-fn client_error<T: std::fmt::Debug>(result: Result<T, Error>) -> ClientError {
-    match result {
-        Err(Error::Client(error)) => error,
-        other => panic!("expected a client error, got {other:?}"),
-    }
-}
-
-fn blob_unknown(repository: &str, digest: &Digest) -> ClientError {
-    ClientError::BlobUnknown { repository: repository.to_owned(), digest: digest.clone() }
-}
 
 fn upload_unknown(repository: &str, id: &UploadId) -> ClientError {
     ClientError::UploadUnknown { repository: repository.to_owned(), id: id.to_string() }

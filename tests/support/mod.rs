@@ -5,4 +5,5 @@ pub mod conformance;
 pub mod containerd;
 pub mod image;
 pub mod registry;
+pub mod storage_values;
 pub mod http;
