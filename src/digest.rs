@@ -69,7 +69,7 @@ pub struct Digest {
     hex: String,
 }
 
-/// Why a string is not a digest this registry accepts.
+/// The reason a string is not a digest this registry accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
     #[error("digest {0:?} is not of the form algorithm:encoded")]

@@ -13,7 +13,7 @@
 //! - [`pagination`]: the `n` and `last` parameters of `_catalog` and tags list.
 //! - [`server`]: start-up, serving and the `check` report; [`socket`] and [`contentdir`] diagnose
 //!   access to containerd's socket and content directory.
-//! - [`front`]: connection handling: plain HTTP/1.1 blob GETs answered with sendfile, the rest
+//! - [`front`]: connection handling: plain HTTP/1.1 blob GETs served with sendfile, the rest
 //!   by hyper and the router.
 //! - [`health`]: the periodic storage health check and the 503 gate it drives.
 //! - [`logging`]: the tracing subscriber.

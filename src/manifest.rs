@@ -52,7 +52,7 @@ pub struct Manifest {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// Why a manifest body was rejected.
+/// The reason a manifest body was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     #[error("manifest is {0} bytes; the maximum is {MAX_MANIFEST_BYTES}")]

@@ -15,7 +15,7 @@ use crate::names::{RepositoryName, Tag};
 pub const LABEL_ROOT: &str = "containerd-registry.io/root";
 /// Label on repository leases and tag images: the repository name.
 pub const LABEL_REPOSITORY: &str = "containerd-registry.io/repository";
-/// Label on upload leases: the upload id that the client sees.
+/// Label on upload leases: the upload id in the client's upload URL.
 pub const LABEL_UPLOAD: &str = "containerd-registry.io/upload";
 /// Label on content: the media type the manifest was pushed with. containerd stores none.
 pub const LABEL_MEDIA_TYPE: &str = "containerd-registry.io/media-type";
@@ -41,7 +41,7 @@ pub const MAX_ROOT_LEN: usize = 1024;
 const _: () = assert!(LABEL_ROOT.len() + MAX_ROOT_LEN <= CONTAINERD_MAX_LABEL_LEN);
 const _: () = assert!(LABEL_REPOSITORY.len() + MAX_REPOSITORY_NAME_LEN <= CONTAINERD_MAX_LABEL_LEN);
 
-/// Why a configured root cannot be used.
+/// The reason a configured root cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RootError {
     #[error("root {0:?} must be an absolute path such as /registry, with components of [A-Za-z0-9._-] other than '.' and '..'")]

@@ -21,7 +21,7 @@ pub enum Reference {
     Digest(Digest),
 }
 
-/// Why a name, tag or reference was rejected.
+/// The reason a name, tag or reference was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("repository name {0:?} is invalid: use lower-case path components of [a-z0-9] joined by '.', '_', '__' or '-'")]

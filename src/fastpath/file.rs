@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Why a blob file cannot be served from disk; the caller falls back to gRPC.
+/// The reason a blob file cannot be served from disk, after which the caller falls back to gRPC.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("blob file {0} does not exist")]

@@ -6,7 +6,7 @@
 //!   sends for the same case (with status 400). The limit is checked on `Content-Length` before
 //!   reading, and the read itself stops at the limit.
 //! - A GET or HEAD whose `Accept` header lists neither the stored media type nor a wildcard that
-//!   covers it is 404 `MANIFEST_UNKNOWN`, as Docker Distribution answers when it has no variant of
+//!   covers it is 404 `MANIFEST_UNKNOWN`, as Docker Distribution responds when it has no variant of
 //!   the manifest in an acceptable type. No `Accept` header accepts every type.
 
 use axum::body::Body;

@@ -69,7 +69,7 @@ pub enum Health {
     Unavailable(String),
 }
 
-/// Where the registry keeps blobs, manifests, tags and upload sessions.
+/// The store of the registry's blobs, manifests, tags and upload sessions.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Returns the size of a blob linked in `repository`. A blob stored for another repository,
@@ -167,6 +167,6 @@ pub trait Storage: Send + Sync + 'static {
     /// their artifact type and annotations.
     async fn list_referrers(&self, repository: &RepositoryName, digest: &Digest) -> Result<Vec<Descriptor>>;
 
-    /// Reports whether the backend answers.
+    /// Reports whether the backend responds.
     async fn health(&self) -> Health;
 }
