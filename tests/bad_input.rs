@@ -28,6 +28,23 @@ async fn raw_get(registry: &Registry, target: &str) -> support::http::Reply {
     raw_request(registry.addr, &head).await
 }
 
+/// Sends `bytes`, closes the sending side and returns everything the server wrote before it
+/// closed the connection.
+async fn raw_bytes(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the registry");
+    stream.write_all(bytes).await.expect("send the requests");
+    stream.shutdown().await.expect("close the sending side");
+    let mut response = Vec::new();
+    let read = stream.read_to_end(&mut response);
+    tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("the server closes the connection")
+        .expect("read the responses");
+    response
+}
+
 #[tokio::test]
 async fn invalid_requests_change_nothing_stored() {
     let work = tempfile::tempdir().unwrap();
@@ -144,6 +161,57 @@ async fn invalid_requests_change_nothing_stored() {
     let reply = raw_exchange(registry.addr, head.into_bytes(), chunked).await;
     assert_error(&reply, 413, "MANIFEST_INVALID");
     assert_error(&registry.get("/v2/bad/app/manifests/huge").await, 404, "MANIFEST_UNKNOWN");
+
+    // Negative, non-numeric, overflowing and conflicting Content-Lengths, on every write and on a
+    // blob GET, as the first request of a connection: 400 SIZE_INVALID naming the value.
+    let open = start_upload(&registry, "bad/app").await;
+    assert_eq!(patch(&registry, &open, "0-9", b"0123456789").await.status, 202);
+    let lengths = ["-1", "18446744073709551616", "18446744073709551615", "9223372036854775808", "1e3", "5\r\nContent-Length: 6"];
+    let targets = [
+        ("PATCH", open.clone()),
+        ("PUT", format!("{open}?digest={}", layer.digest)),
+        ("POST", "/v2/bad/app/blobs/uploads/".to_owned()),
+        ("PUT", "/v2/bad/app/manifests/v9".to_owned()),
+        ("GET", format!("/v2/bad/app/blobs/{}", layer.digest)),
+    ];
+    for length in lengths {
+        for (method, target) in &targets {
+            let head = format!(
+                "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: {length}\r\n\r\n12345",
+                registry.addr
+            );
+            let reply = raw_request(registry.addr, &head).await;
+            assert_error(&reply, 400, "SIZE_INVALID");
+            let message = String::from_utf8_lossy(&reply.body).into_owned();
+            let shown = length.split('\r').next().unwrap_or_default();
+            assert!(message.contains(shown), "{method} {target} with {length:?}: {message}");
+        }
+    }
+    // The same after a blob GET served on the connection: the front reads every head it keeps.
+    let head = format!(
+        "GET /v2/bad/app/blobs/{digest} HTTP/1.1\r\nHost: {addr}\r\n\r\n\
+         PATCH {open} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: -5\r\n\r\n",
+        digest = layer.digest,
+        addr = registry.addr
+    );
+    let exchange = raw_bytes(registry.addr, head.as_bytes()).await;
+    let text = String::from_utf8_lossy(&exchange);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{}", &text[..text.len().min(900)]);
+    let second = &text[text.find("HTTP/1.1 400 ").expect("a 400 after the blob")..];
+    assert!(second.contains("SIZE_INVALID") && second.contains("Content-Length \\\"-5\\\""), "{second}");
+    // A valid but huge length whose body ends early: the chunk fails, the bytes that arrived
+    // are kept and counted, and the session goes on from there.
+    let head = format!(
+        "PATCH {open} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000000000000000\r\n\r\nabcde",
+        registry.addr
+    );
+    let reply = raw_bytes(registry.addr, head.as_bytes()).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    let status = registry.get(&open).await;
+    assert_eq!(status.status, 204);
+    assert_eq!(status.header("range"), Some("0-14"), "the 5 bytes that arrived count");
+    assert_eq!(registry.send(Method::DELETE, &open, &[], Vec::new()).await.status, 204);
 
     // A manifest whose layer is a blob of another repository only.
     let foreign = Pushed::new(manifest_bytes(&image.config, &[&elsewhere]));

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue};
+use axum::response::IntoResponse;
 use axum::Router;
 use bytes::{Buf, BytesMut};
 use hyper::body::Incoming;
@@ -29,9 +30,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use self::request::{BlobGet, Parsed};
+use self::request::{BlobGet, LengthError, Parsed};
 use self::rewind::Rewind;
+use crate::error::ClientError;
 use crate::fastpath::send_file;
+use crate::http::ApiError;
 use crate::health::HealthMonitor;
 use crate::range::parse_range;
 use crate::storage::containerd::ContainerdStorage;
@@ -123,19 +126,20 @@ enum Served {
 impl Connection {
     async fn run(mut self, mut stream: TcpStream, watcher: Watcher) {
         let mut buffer = BytesMut::with_capacity(4096);
-        if let Some(storage) = self.sendfile.clone() {
-            loop {
-                let get = match self.read_head(&mut stream, &mut buffer).await {
-                    Some(Parsed::Blob(get)) => get,
-                    Some(_) => break,
-                    None => return,
-                };
-                match self.serve_blob(&mut stream, &storage, &get).await {
-                    Served::Done if get.close => return,
-                    Served::Done => buffer.advance(get.head_len),
-                    Served::HandOver => break,
-                    Served::Broken => return,
-                }
+        let sendfile = self.sendfile.clone();
+        loop {
+            let get = match self.read_head(&mut stream, &mut buffer).await {
+                Some(Parsed::Blob(get)) => get,
+                Some(Parsed::BadLength(error)) => return self.refuse_length(&mut stream, error).await,
+                Some(Parsed::Other | Parsed::Incomplete) => break,
+                None => return,
+            };
+            let Some(storage) = &sendfile else { break };
+            match self.serve_blob(&mut stream, storage, &get).await {
+                Served::Done if get.close => return,
+                Served::Done => buffer.advance(get.head_len),
+                Served::HandOver => break,
+                Served::Broken => return,
             }
         }
         self.hand_over(stream, buffer, watcher).await;
@@ -223,6 +227,40 @@ impl Connection {
                 );
                 Served::Broken
             }
+        }
+    }
+
+    /// Answers a request whose `Content-Length` cannot be trusted with 400 `SIZE_INVALID`, and
+    /// closes the connection, whose remaining bytes cannot be framed. hyper would answer such a
+    /// request with an empty 400, so the front checks every head it reads: all the requests of a
+    /// connection up to the first one it hands over, including that one.
+    async fn refuse_length(&self, stream: &mut TcpStream, error: LengthError) {
+        let LengthError(reason) = error;
+        tracing::debug!(peer = %self.peer, %reason, status = 400, "request refused for its Content-Length");
+        let response = ApiError::from(ClientError::SizeInvalid(reason)).into_response();
+        let (parts, body) = response.into_parts();
+        // The body of an error response is one JSON buffer, so collecting it cannot fail.
+        let body = http_body_util::BodyExt::collect(body).await.map(|collected| collected.to_bytes()).unwrap_or_default();
+        let mut head = format!("HTTP/1.1 {}\r\n", parts.status);
+        for (name, value) in &parts.headers {
+            head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
+        }
+        head.push_str(&format!(
+            "content-length: {}\r\ndocker-distribution-api-version: registry/2.0\r\nconnection: close\r\ndate: {}\r\n",
+            body.len(),
+            httpdate::fmt_http_date(std::time::SystemTime::now())
+        ));
+        for (name, value) in self.headers.iter() {
+            head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
+        }
+        head.push_str("\r\n");
+        let written = async {
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&body).await?;
+            stream.shutdown().await
+        };
+        if let Err(error) = written.await {
+            tracing::debug!(peer = %self.peer, %error, "writing the 400 response failed");
         }
     }
 

@@ -32,6 +32,46 @@ pub enum Parsed {
     /// Anything the front does not serve itself.
     Other,
     Blob(BlobGet),
+    /// A request whose `Content-Length` is not one byte count the registry can accept. Its body
+    /// cannot be delimited, so the front answers it and closes the connection.
+    BadLength(LengthError),
+}
+
+/// Why a request's `Content-Length` was refused; the message names the value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LengthError(pub String);
+
+/// The largest `Content-Length` accepted: blob sizes are signed 64-bit numbers in OCI
+/// descriptors and in containerd, and hyper refuses lengths near `u64::MAX` with an empty 400.
+pub const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
+
+/// Checks every `Content-Length` header of a request: each must be a decimal byte count no
+/// larger than [`MAX_CONTENT_LENGTH`], and repeated headers must agree.
+fn check_content_length(headers: &[httparse::Header<'_>]) -> Result<(), LengthError> {
+    let mut seen: Option<u64> = None;
+    for header in headers.iter().filter(|header| header.name.eq_ignore_ascii_case("content-length")) {
+        let text = String::from_utf8_lossy(header.value);
+        let text = text.trim();
+        let digits = !text.is_empty() && text.len() <= 20 && text.bytes().all(|byte| byte.is_ascii_digit());
+        let value = digits.then(|| text.parse::<u64>().ok()).flatten();
+        let value = match value {
+            Some(value) if value <= MAX_CONTENT_LENGTH => value,
+            Some(_) => {
+                return Err(LengthError(format!(
+                    "Content-Length {text} exceeds the largest blob size, {MAX_CONTENT_LENGTH} bytes"
+                )))
+            }
+            None => return Err(LengthError(format!("Content-Length {text:?} is not a byte count"))),
+        };
+        if seen.is_some_and(|first| first != value) {
+            return Err(LengthError(format!(
+                "the request has two Content-Length headers, {} and {value}",
+                seen.unwrap_or_default()
+            )));
+        }
+        seen = Some(value);
+    }
+    Ok(())
 }
 
 /// Parses the start of `buffer` as an HTTP/1.1 request head.
@@ -43,6 +83,9 @@ pub fn parse(buffer: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD_BYTES => return Parsed::Incomplete,
         _ => return Parsed::Other,
     };
+    if let Err(error) = check_content_length(request.headers) {
+        return Parsed::BadLength(error);
+    }
     if request.method != Some("GET") || request.version != Some(1) {
         return Parsed::Other;
     }
@@ -124,6 +167,38 @@ mod tests {
         for head in cases {
             assert_eq!(parse(head.as_bytes()), Parsed::Other, "{head:?}");
         }
+    }
+
+    #[test]
+    fn bad_content_lengths_are_refused_for_every_method() {
+        let cases = [
+            ("-1", "\"-1\" is not a byte count"),
+            ("+5", "\"+5\" is not a byte count"),
+            ("0x10", "\"0x10\" is not a byte count"),
+            ("", "\"\" is not a byte count"),
+            ("18446744073709551616", "\"18446744073709551616\" is not a byte count"),
+            ("18446744073709551615", "18446744073709551615 exceeds the largest blob size"),
+            ("9223372036854775808", "9223372036854775808 exceeds the largest blob size"),
+        ];
+        for method in ["GET", "PATCH", "PUT", "POST"] {
+            for (value, message) in cases {
+                let head = format!("{method} /v2/a/blobs/uploads/x HTTP/1.1\r\nContent-Length: {value}\r\n\r\n");
+                match parse(head.as_bytes()) {
+                    Parsed::BadLength(LengthError(text)) => assert!(text.contains(message), "{value}: {text}"),
+                    other => panic!("{method} with Content-Length {value:?}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_content_lengths_must_agree() {
+        let head = "PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+        assert!(matches!(parse(head.as_bytes()), Parsed::BadLength(_)));
+        let head = "PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n";
+        assert_eq!(parse(head.as_bytes()), Parsed::Other);
+        let head = format!("PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: {MAX_CONTENT_LENGTH}\r\n\r\n");
+        assert_eq!(parse(head.as_bytes()), Parsed::Other);
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! Decisions where the specifications leave room:
 //! - A path that matches no endpoint is 404 `UNSUPPORTED`; a known endpoint with another method
 //!   is 405 `UNSUPPORTED` with an `Allow` header.
-//! - In read-only mode every POST, PATCH, PUT and DELETE is 405 `UNSUPPORTED`. Docker
-//!   Distribution 2.8 returns the same status there, with a plain-text body instead of the OCI
-//!   JSON error.
+//! - In read-only mode every method but GET and HEAD under `/v2/<name>/` gets the response
+//!   Docker Distribution 2.8 sends there, byte for byte: 405 with `Allow: GET, HEAD` and the
+//!   plain-text body `Method not allowed`, so that tools written against Distribution see no
+//!   difference. It is the one error without an OCI JSON body.
 
 mod blobs;
 mod error;
@@ -57,7 +58,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// `storage.delete.enabled`: without it, blob and manifest DELETE are 405 `UNSUPPORTED`.
     pub delete_enabled: bool,
-    /// `storage.maintenance.readonly.enabled`: every write is 405 `UNSUPPORTED`.
+    /// `storage.maintenance.readonly.enabled`: every write gets Docker Distribution's read-only
+    /// 405 response.
     pub read_only: bool,
 }
 
@@ -176,8 +178,17 @@ impl Route {
     }
 }
 
-fn is_write(method: &Method) -> bool {
-    [Method::POST, Method::PATCH, Method::PUT, Method::DELETE].contains(method)
+/// The response of Docker Distribution 2.8 to a write in read-only mode: in that mode it
+/// registers only the read methods, so its method router returns a plain-text 405.
+fn read_only_rejection() -> Response {
+    use axum::http::header::{ALLOW, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+
+    let headers = [
+        (ALLOW, "GET, HEAD"),
+        (CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, headers, "Method not allowed\n").into_response()
 }
 
 /// Routes every `/v2/<name>/...` request to its endpoint.
@@ -193,15 +204,12 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     span.record("repository", name);
 
     let method = request.method().clone();
+    if state.read_only && method != Method::GET && method != Method::HEAD {
+        tracing::debug!(%method, "read-only mode rejects the request");
+        return read_only_rejection();
+    }
     if !route.methods().contains(&method) {
         return ApiError::method_not_allowed(&method, route.methods()).into_response();
-    }
-    if state.read_only && is_write(&method) {
-        let message = format!(
-            "this registry is read-only, so it rejects {method} requests; \
-             set storage.maintenance.readonly.enabled to false to allow pushes and deletes"
-        );
-        return ApiError::from(ClientError::Unsupported(message)).into_response();
     }
     let repository = match RepositoryName::parse(name) {
         Ok(repository) => repository,
