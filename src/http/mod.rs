@@ -10,9 +10,9 @@
 //! - A path that matches no endpoint is 404 `UNSUPPORTED`; a known endpoint with another method
 //!   is 405 `UNSUPPORTED` with an `Allow` header.
 //! - In read-only mode every method but GET and HEAD under `/v2/<name>/` gets the response
-//!   Docker Distribution 2.8 sends there, byte for byte: 405 with `Allow: GET, HEAD` and the
-//!   plain-text body `Method not allowed`, so that tools written against Distribution see no
-//!   difference. It is the one error without an OCI JSON body.
+//!   Docker Distribution 2.8 sends there, with the same status, headers and body: 405 with
+//!   `Allow: GET, HEAD` and the plain-text body `Method not allowed`, so that tools written
+//!   against Distribution see no difference. It is the one error without an OCI JSON body.
 
 mod blobs;
 mod error;
