@@ -70,6 +70,11 @@ pub enum ClientError {
     UploadInvalid { id: String, reason: String },
     #[error("chunk for upload {id} starts at byte {start}, but the upload has {offset} bytes; resume from {offset}")]
     UploadOutOfOrder { id: String, start: u64, offset: u64 },
+    #[error(
+        "upload {id} is in use by another request; send one request at a time per upload, and after \
+         that request ends read the upload's offset with GET and resume from it"
+    )]
+    UploadBusy { id: String },
     #[error("{0}")]
     DigestInvalid(String),
     #[error("manifest references {digest}, which is not in repository {repository}")]
@@ -101,6 +106,7 @@ impl ClientError {
             ClientError::UploadUnknown { .. } => ErrorCode::BlobUploadUnknown,
             ClientError::UploadInvalid { .. } => ErrorCode::BlobUploadInvalid,
             ClientError::UploadOutOfOrder { .. } => ErrorCode::BlobUploadInvalid,
+            ClientError::UploadBusy { .. } => ErrorCode::BlobUploadInvalid,
             ClientError::DigestInvalid(_) => ErrorCode::DigestInvalid,
             ClientError::ManifestBlobUnknown { .. } => ErrorCode::ManifestBlobUnknown,
             ClientError::ManifestInvalid(_) => ErrorCode::ManifestInvalid,
@@ -124,6 +130,7 @@ impl ClientError {
             ClientError::UploadOutOfOrder { .. } | ClientError::RangeNotSatisfiable { .. } => {
                 StatusCode::RANGE_NOT_SATISFIABLE
             }
+            ClientError::UploadBusy { .. } => StatusCode::CONFLICT,
             ClientError::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
             ClientError::Denied(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,

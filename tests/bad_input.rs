@@ -183,8 +183,8 @@ async fn invalid_requests_change_nothing_stored() {
             let reply = raw_request(registry.addr, &head).await;
             assert_error(&reply, 400, "SIZE_INVALID");
             let message = String::from_utf8_lossy(&reply.body).into_owned();
-            let shown = length.split('\r').next().unwrap_or_default();
-            assert!(message.contains(shown), "{method} {target} with {length:?}: {message}");
+            let first_value = length.split('\r').next().unwrap_or_default();
+            assert!(message.contains(first_value), "{method} {target} with {length:?}: {message}");
         }
     }
     // The same after a blob GET served on the connection: the front reads every head it keeps.
@@ -198,7 +198,8 @@ async fn invalid_requests_change_nothing_stored() {
     let text = String::from_utf8_lossy(&exchange);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{}", &text[..text.len().min(900)]);
     let second = &text[text.find("HTTP/1.1 400 ").expect("a 400 after the blob")..];
-    assert!(second.contains("SIZE_INVALID") && second.contains("Content-Length \\\"-5\\\""), "{second}");
+    assert!(second.contains("SIZE_INVALID"), "{second}");
+    assert!(second.contains("Content-Length \\\"-5\\\""), "{second}");
     // A valid but huge length whose body ends early: the chunk fails, the bytes that arrived
     // are kept and counted, and the session goes on from there.
     let head = format!(

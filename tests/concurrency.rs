@@ -187,3 +187,63 @@ async fn pulls_survive_deletes_and_gc() {
     containerd.force_gc().await;
     registry.assert_image("live/app", "kept", &kept).await;
 }
+
+/// A second request for an upload while a PATCH is still streaming into it gets 409
+/// `BLOB_UPLOAD_INVALID`, whichever write it is, and changes nothing: the running PATCH ends
+/// with all its bytes and the upload completes with the right digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_during_a_running_patch_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let work = tempfile::tempdir().unwrap();
+    let containerd = Containerd::start();
+    let (_process, registry) = start(work.path(), &containerd);
+    let blob = Pushed::new(data(7, 3 * 1024 * 1024));
+    let first_len = 2 * 1024 * 1024;
+    let (first, rest) = blob.bytes.split_at(first_len);
+
+    let reply = registry.send(Method::POST, "/v2/busy/app/blobs/uploads/", &[], Vec::new()).await;
+    assert_eq!(reply.status, 202);
+    let location = reply.header("location").expect("upload Location").to_owned();
+
+    // Half of the first chunk, then a pause with the request still open.
+    let mut slow = tokio::net::TcpStream::connect(registry.addr).await.unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nContent-Range: 0-{}\r\nContent-Length: {first_len}\r\nConnection: close\r\n\r\n",
+        registry.addr,
+        first_len - 1
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&first[..first_len / 2]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let other = data(8, 1000);
+    let digest_query = format!("{location}?digest={}", blob.digest);
+    let attempts = [
+        registry.send(Method::PATCH, &location, &[("content-range", "0-999")], other.clone()).await,
+        registry.send(Method::PATCH, &location, &[], other.clone()).await,
+        registry.send(Method::PUT, &digest_query, &[], Vec::new()).await,
+        registry.send(Method::DELETE, &location, &[], Vec::new()).await,
+    ];
+    for reply in &attempts {
+        support::http::assert_error(reply, 409, "BLOB_UPLOAD_INVALID");
+        let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains("in use by another request"), "{message}");
+    }
+    assert_eq!(registry.get(&location).await.status, 204, "reading the status needs no claim");
+
+    slow.write_all(&first[first_len / 2..]).await.unwrap();
+    let mut response = Vec::new();
+    slow.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 202 "), "{response}");
+    assert!(response.to_ascii_lowercase().contains(&format!("range: 0-{}\r\n", first_len - 1)), "{response}");
+
+    let range = format!("{first_len}-{}", blob.bytes.len() - 1);
+    let reply = registry.send(Method::PATCH, &location, &[("content-range", range.as_str())], rest.to_vec()).await;
+    assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+    let reply = registry.send(Method::PUT, &digest_query, &[], Vec::new()).await;
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    containerd.force_gc().await;
+    registry.assert_blob("busy/app", &blob).await;
+}

@@ -71,7 +71,7 @@ fn detail_of(error: &ClientError) -> Option<serde_json::Value> {
             json!({ "repository": repository, "digest": digest })
         }
         ClientError::UploadUnknown { repository, id } => json!({ "repository": repository, "upload": id }),
-        ClientError::UploadInvalid { id, .. } => json!({ "upload": id }),
+        ClientError::UploadInvalid { id, .. } | ClientError::UploadBusy { id } => json!({ "upload": id }),
         ClientError::UploadOutOfOrder { id, start, offset } => {
             json!({ "upload": id, "start": start, "offset": offset })
         }

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::client::{Created, Failure};
 use super::content::IngestWriter;
+use super::open_writers::{Claim, UploadBusy};
 use super::Inner;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{ClientError, Error, Result};
@@ -152,12 +153,17 @@ impl Inner {
         }
     }
 
+    /// Claims an upload for this request, refusing it while another request uses the upload.
+    fn claim<'a>(&'a self, id: &UploadId) -> Result<Claim<'a>> {
+        self.open_writers.claim(id).map_err(|UploadBusy| ClientError::UploadBusy { id: id.to_string() }.into())
+    }
+
     /// Returns the write stream of an upload: the one the previous chunk left open, or a new one.
     /// A kept stream is checked with one stat round trip first, because a stream broken while it
     /// waited (containerd restarted, the connection dropped) would fail the chunk after the
     /// request body was already consumed. The ingest keeps its bytes, so a new stream continues.
-    async fn writer(&self, repository: &RepositoryName, id: &UploadId, lease: &str) -> Result<IngestWriter> {
-        if let Some(mut writer) = self.open_writers.take(id) {
+    async fn writer(&self, repository: &RepositoryName, id: &UploadId, lease: &str, claim: &mut Claim<'_>) -> Result<IngestWriter> {
+        if let Some(mut writer) = claim.take_writer() {
             match writer.sync().await {
                 Ok(_) => return Ok(writer),
                 Err(failure) => {
@@ -202,11 +208,12 @@ impl Inner {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         let lease = self.find_upload(repository, id).await?;
-        let mut writer = self.writer(repository, id, &lease).await?;
+        let mut claim = self.claim(id)?;
+        let mut writer = self.writer(repository, id, &lease, &mut claim).await?;
 
         let offset = writer.offset();
         if start != offset {
-            self.open_writers.put(id.clone(), writer);
+            claim.keep(writer);
             return Err(ClientError::UploadOutOfOrder { id: id.to_string(), start, offset }.into());
         }
 
@@ -214,7 +221,7 @@ impl Inner {
         let offset = match end {
             BodyEnd::Complete(received) if length.map_or(true, |length| length == received) => {
                 let offset = writer.sync().await?;
-                self.open_writers.put(id.clone(), writer);
+                claim.keep(writer);
                 offset
             }
             _ => writer.close().await?,
@@ -259,7 +266,8 @@ impl Inner {
         body: ByteStream,
     ) -> Result<BlobInfo> {
         let lease = self.find_upload(repository, id).await?;
-        let mut writer = self.writer(repository, id, &lease).await?;
+        let mut claim = self.claim(id)?;
+        let mut writer = self.writer(repository, id, &lease, &mut claim).await?;
 
         if let BodyEnd::Failed(error) = send_body(&mut writer, body, None).await? {
             let offset = writer.close().await?;
@@ -350,7 +358,8 @@ impl Inner {
         // `updatedat` file when a write stream ends, so an abort racing the end of a dropped
         // stream fails now and then with "directory not empty". Closing the stream first waits
         // until containerd has finished with the ingest.
-        if let Some(writer) = self.open_writers.remove(id) {
+        let mut claim = self.claim(id)?;
+        if let Some(writer) = claim.take_writer() {
             if let Err(failure) = writer.close().await {
                 let error = failure.into_error();
                 tracing::debug!(upload = %id, %error, "closing the write stream of a cancelled upload failed");
