@@ -17,6 +17,8 @@
 //!   by hyper and the router.
 //! - [`health`]: the periodic storage health check and the 503 gate it drives.
 //! - [`logging`]: the tracing subscriber.
+//! - [`metrics`]: Prometheus metrics, request ids and the per-request log line; the debug
+//!   listener with `/metrics` and `/debug/health`.
 //! - [`fastpath`]: serving committed blob files from containerd's content directory; the only
 //!   module allowed `unsafe` (to map files and to submit io_uring reads).
 
@@ -40,3 +42,4 @@ pub mod socket;
 pub mod fastpath;
 pub mod front;
 pub mod health;
+pub mod metrics;

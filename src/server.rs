@@ -17,6 +17,7 @@ use crate::health::{self, HealthMonitor};
 use crate::http::{router, AppState};
 use crate::socket::check_socket;
 use crate::storage::containerd::ContainerdStorage;
+use crate::storage::Storage;
 
 /// containerd connected and checked, with the content directory it uses.
 struct Backend {
@@ -96,27 +97,29 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tokio::spawn(purge_uploads_periodically(backend.storage.clone(), config.storage.upload_purging.clone()));
     }
 
+    let storage: Arc<dyn Storage> = Arc::new(backend.storage.clone());
+    let health = config.storage_health.as_ref().map(|check| {
+        let monitor = Arc::new(HealthMonitor::new(check.threshold));
+        tokio::spawn(health::check_periodically(monitor.clone(), storage.clone(), check.interval));
+        tracing::info!(interval_secs = check.interval.as_secs_f64(), threshold = check.threshold, "storage health check on");
+        monitor
+    });
     let state = AppState {
-        storage: Arc::new(backend.storage.clone()),
+        storage,
         delete_enabled: config.storage.delete_enabled,
         read_only: config.storage.read_only,
+        health: health.clone(),
     };
     let listener = TcpListener::bind(config.http.addr)
         .await
         .map_err(|error| format!("cannot listen on http.addr {}: {error}", config.http.addr))?;
     let local = listener.local_addr().map_err(|error| error.to_string())?;
     tracing::info!(addr = %local, delete_enabled = state.delete_enabled, read_only = state.read_only, "listening");
+    if let Some(debug) = &config.http.debug {
+        crate::metrics::debug_server::start(debug, health.clone()).await?;
+    }
 
     let mut app = router(state.clone());
-    let health = config.storage_health.as_ref().map(|check| {
-        let monitor = Arc::new(HealthMonitor::new(check.threshold));
-        tokio::spawn(health::check_periodically(monitor.clone(), state.storage.clone(), check.interval));
-        tracing::info!(interval_secs = check.interval.as_secs_f64(), threshold = check.threshold, "storage health check on");
-        monitor
-    });
-    if let Some(monitor) = &health {
-        app = app.layer(axum::middleware::from_fn_with_state(monitor.clone(), health::gate));
-    }
     let headers: Arc<[(HeaderName, HeaderValue)]> = config.http.headers.clone().into();
     if !headers.is_empty() {
         app = app.layer(axum::middleware::from_fn_with_state(headers.clone(), add_response_headers));

@@ -11,6 +11,8 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 use serde_yaml_ng::{Mapping, Value};
 
+mod debug;
+
 use super::{
     parse_go_duration, Config, ContainerdConfig, Driver, FastPathMode, StorageHealthCheck, HttpConfig, LogConfig, LogFormatter,
     StorageConfig, UploadPurging, DEFAULT_HTTP_ADDR,
@@ -300,7 +302,7 @@ fn parse_listen_addr(text: &str) -> Option<SocketAddr> {
 
 fn http_config(top: &Section) -> Result<HttpConfig, ConfigError> {
     let http = top.section("http")?;
-    http.allow_keys(&["addr", "net", "secret", "prefix", "host", "headers", "http2", "relativeurls", "draintimeout"])?;
+    http.allow_keys(&["addr", "net", "secret", "prefix", "host", "headers", "http2", "relativeurls", "draintimeout", "debug"])?;
     http.reject_keys(&[
         ("prefix", "a URL prefix is not supported; serve the registry at /v2/"),
         ("host", "http.host is not implemented yet; Location headers are relative"),
@@ -316,7 +318,8 @@ fn http_config(top: &Section) -> Result<HttpConfig, ConfigError> {
     let Some(addr) = parse_listen_addr(&addr_text) else {
         return Err(http.error("addr", &format!("{addr_text:?} is not a listen address; write it like :5000 or 127.0.0.1:5000")));
     };
-    Ok(HttpConfig { addr, secret: http.string("secret")?, headers: response_headers(&http)? })
+    let debug = debug::debug_config(&http, addr)?;
+    Ok(HttpConfig { addr, secret: http.string("secret")?, headers: response_headers(&http)?, debug })
 }
 
 /// Parses `http.headers`: a mapping of header names to a list of values (or one value).
@@ -409,7 +412,7 @@ fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
 /// Distribution keys this registry accepts but does not act on, and why.
 const IGNORED_KEYS: [(&str, &str, &str); 6] = [
     ("log", "fields", "extra log fields are not added yet"),
-    ("log", "accesslog", "requests are logged at debug level in any case"),
+    ("log", "accesslog", "every request is logged at info level when its response ends"),
     ("http", "http2", "HTTP/2 cleartext is always accepted"),
     ("http", "relativeurls", "Location headers are always relative"),
     ("storage", "cache", "containerd's metadata store serves descriptors; there is no separate cache"),

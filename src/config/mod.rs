@@ -21,6 +21,10 @@ pub const DEFAULT_ROOT: &str = "/registry";
 pub const DEFAULT_CONTENT_DIR: &str = "/var/lib/containerd/io.containerd.content.v1.content";
 /// Default listen address, as Docker Distribution's.
 pub const DEFAULT_HTTP_ADDR: &str = ":5000";
+/// Default URL path of the Prometheus metrics on the debug listener, as Docker Distribution's.
+pub const DEFAULT_PROMETHEUS_PATH: &str = "/metrics";
+/// URL path of the health report on the debug listener, as Docker Distribution's.
+pub const DEBUG_HEALTH_PATH: &str = "/debug/health";
 
 /// The complete, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +67,17 @@ pub struct HttpConfig {
     pub secret: Option<String>,
     /// `http.headers`: headers added to every response, in config order.
     pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+    /// `http.debug`: `None` when `http.debug.addr` is not set.
+    pub debug: Option<DebugConfig>,
+}
+
+/// `http.debug`: a second listener, without authentication, for `/debug/health` and, when
+/// `http.debug.prometheus.enabled` is true, the Prometheus metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebugConfig {
+    pub addr: SocketAddr,
+    /// `http.debug.prometheus.path` while `http.debug.prometheus.enabled` is true, else `None`.
+    pub prometheus_path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -36,6 +36,7 @@ use crate::error::ClientError;
 use crate::fastpath::send_file;
 use crate::http::ApiError;
 use crate::health::HealthMonitor;
+use crate::metrics::{self, FinishedRequest, ReadStrategy};
 use crate::range::parse_range;
 use crate::storage::containerd::ContainerdStorage;
 
@@ -184,14 +185,15 @@ impl Connection {
         };
 
         let digest = &get.digest;
-        let (status, offset, length) = match range {
-            None => ("200 OK", 0, size),
-            Some(range) => ("206 Partial Content", range.start, range.len()),
+        let (status, code, offset, length) = match range {
+            None => ("200 OK", 200, 0, size),
+            Some(range) => ("206 Partial Content", 206, range.start, range.len()),
         };
         let mut head = format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/octet-stream\r\ndocker-content-digest: {digest}\r\n\
              accept-ranges: bytes\r\netag: \"{digest}\"\r\ncontent-length: {length}\r\n\
-             docker-distribution-api-version: registry/2.0\r\ndate: {}\r\n",
+             docker-distribution-api-version: registry/2.0\r\nx-request-id: {}\r\ndate: {}\r\n",
+            get.request_id,
             httpdate::fmt_http_date(std::time::SystemTime::now())
         );
         if let Some(range) = range {
@@ -210,19 +212,18 @@ impl Connection {
             send_file(stream, &file, offset, length).await
         };
         let outcome = sent.await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let complete = outcome.is_ok();
+        if complete {
+            metrics::global().add_served_bytes(ReadStrategy::Sendfile, length);
+        }
+        // NOTE: `send_file` does not report how far a failed transfer got, so an aborted
+        // response counts no bytes, in the log and in the metrics.
+        self.finish_blob(get, code, if complete { length } else { 0 }, started, complete);
         match outcome {
-            Ok(()) => {
-                tracing::debug!(
-                    method = "GET", path = %get.path, peer = %self.peer, route = "blob",
-                    repository = %get.repository, status = &status[..3], bytes = length, elapsed_ms,
-                    strategy = "sendfile", "request finished"
-                );
-                Served::Done
-            }
+            Ok(()) => Served::Done,
             Err(error) => {
                 tracing::debug!(
-                    path = %get.path, peer = %self.peer, %error, elapsed_ms,
+                    path = %get.path, peer = %self.peer, %error, request_id = %get.request_id,
                     "blob response aborted; closing the connection"
                 );
                 Served::Broken
@@ -262,6 +263,22 @@ impl Connection {
         if let Err(error) = written.await {
             tracing::debug!(peer = %self.peer, %error, "writing the 400 response failed");
         }
+    }
+
+    /// Logs and counts a blob GET the front answered, with the fields the router's requests have.
+    fn finish_blob(&self, get: &BlobGet, status: u16, bytes: u64, started: Instant, complete: bool) {
+        let span = metrics::request_span("GET", &get.path, Some(self.peer), &get.request_id);
+        span.record("route", metrics::route::BLOB);
+        span.record("repository", get.repository.as_str());
+        let finished = FinishedRequest {
+            route: metrics::route::BLOB,
+            method: "GET",
+            status,
+            bytes,
+            duration: started.elapsed(),
+            complete,
+        };
+        metrics::finish_request(&span, &finished);
     }
 
     /// Serves the rest of the connection with hyper, replaying the bytes already read.

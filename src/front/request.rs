@@ -3,6 +3,7 @@
 //! full HTTP stack unchanged.
 
 use crate::digest::Digest;
+use crate::metrics::request_id;
 use crate::names::RepositoryName;
 
 /// Maximum size of a request head the front reads before handing the connection over.
@@ -22,6 +23,8 @@ pub struct BlobGet {
     pub range: Option<String>,
     /// The client sent `Connection: close`.
     pub close: bool,
+    /// The request's `X-Request-Id`, or a new one when it sent none or an invalid one.
+    pub request_id: String,
 }
 
 /// The classification of the bytes buffered from a connection.
@@ -93,6 +96,7 @@ pub fn parse(buffer: &[u8]) -> Parsed {
 
     let mut range = None;
     let mut close = false;
+    let mut incoming_id = None;
     for header in request.headers.iter() {
         let name = header.name.to_ascii_lowercase();
         match name.as_str() {
@@ -107,6 +111,7 @@ pub fn parse(buffer: &[u8]) -> Parsed {
                     return Parsed::Other;
                 }
             }
+            "x-request-id" if incoming_id.is_none() => incoming_id = Some(header.value),
             "content-length" if header.value != b"0" => return Parsed::Other,
             "transfer-encoding" | "expect" | "upgrade" | "if-none-match" | "if-match" | "if-range"
             | "if-modified-since" | "if-unmodified-since" | "authorization" => return Parsed::Other,
@@ -120,7 +125,8 @@ pub fn parse(buffer: &[u8]) -> Parsed {
     let (Ok(repository), Ok(digest)) = (RepositoryName::parse(name), digest.parse::<Digest>()) else {
         return Parsed::Other;
     };
-    Parsed::Blob(BlobGet { head_len, path: path.to_owned(), repository, digest, range, close })
+    let request_id = request_id(incoming_id);
+    Parsed::Blob(BlobGet { head_len, path: path.to_owned(), repository, digest, range, close, request_id })
 }
 
 #[cfg(test)]
@@ -213,5 +219,17 @@ mod tests {
         let head = format!("GET /v2/a/blobs/{} HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n", digest());
         let Parsed::Blob(get) = parse(head.as_bytes()) else { panic!("not a blob GET") };
         assert!(get.close);
+    }
+
+    #[test]
+    fn request_id_is_taken_or_generated() {
+        let head = format!("GET /v2/a/blobs/{} HTTP/1.1\r\nX-Request-Id: client-1\r\n\r\n", digest());
+        let Parsed::Blob(get) = parse(head.as_bytes()) else { panic!("not a blob GET") };
+        assert_eq!(get.request_id, "client-1");
+
+        let head = format!("GET /v2/a/blobs/{} HTTP/1.1\r\nX-Request-Id: not valid\r\n\r\n", digest());
+        let Parsed::Blob(get) = parse(head.as_bytes()) else { panic!("not a blob GET") };
+        assert_ne!(get.request_id, "not valid");
+        assert_eq!(get.request_id.len(), 36, "{:?} is not a UUID", get.request_id);
     }
 }

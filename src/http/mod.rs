@@ -17,27 +17,26 @@
 mod blobs;
 mod error;
 mod manifests;
+mod observe;
 mod referrers;
 mod tags;
 mod uploads;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use futures::TryStreamExt;
-use tracing::Instrument;
 
 pub use error::ApiError;
 
 use crate::error::ClientError;
+use crate::metrics::route;
 use crate::names::RepositoryName;
 use crate::storage::{ByteStream, Storage};
 
@@ -61,53 +60,27 @@ pub struct AppState {
     /// `storage.maintenance.readonly.enabled`: every write gets Docker Distribution's read-only
     /// 405 response.
     pub read_only: bool,
+    /// `health.storagedriver`: while its check fails, every request gets 503 `UNAVAILABLE`.
+    pub health: Option<Arc<crate::health::HealthMonitor>>,
 }
 
-/// Builds the OCI Distribution API over `state.storage`.
+/// Builds the OCI Distribution API over `state.storage`. Every request, including the ones
+/// the health gate rejects, is traced, logged and counted.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/v2", get(base).fallback(get_only))
         .route("/v2/", get(base).fallback(get_only))
         .route("/v2/_catalog", get(tags::catalog).fallback(get_only))
         .route("/v2/{*path}", any(dispatch))
-        .fallback(no_route)
-        .layer(middleware::from_fn(trace_request))
-        .with_state(state)
-}
-
-/// Opens the span of one request, in which every log line of the request is written, and adds
-/// the API version header to every response.
-async fn trace_request(request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer);
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        route = tracing::field::Empty,
-        repository = tracing::field::Empty,
-        peer = tracing::field::Empty,
-    );
-    if let Some(peer) = peer {
-        span.record("peer", tracing::field::display(peer));
+        .fallback(no_route);
+    if let Some(monitor) = &state.health {
+        router = router.layer(middleware::from_fn_with_state(monitor.clone(), crate::health::gate));
     }
-
-    let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    response.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
-
-    span.in_scope(|| {
-        tracing::debug!(
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
-    response
+    router.layer(middleware::from_fn(observe::trace_request)).with_state(state)
 }
 
 /// `GET /v2/`: returns an empty JSON object, by which clients detect a Distribution API v2 registry.
 async fn base() -> Response {
-    tracing::Span::current().record("route", "base");
     json_response(axum::http::StatusCode::OK, &serde_json::json!({}))
 }
 
@@ -155,15 +128,14 @@ impl Route {
         Some((name, route))
     }
 
-    /// Returns the route's name in logs.
+    /// Returns the route's name in logs and metrics, one of [`crate::metrics::route`].
     fn kind(&self) -> &'static str {
         match self {
-            Route::Blob { .. } => "blob",
-            Route::UploadStart => "upload_start",
-            Route::Upload { .. } => "upload",
-            Route::Manifest { .. } => "manifest",
-            Route::TagsList => "tags_list",
-            Route::Referrers { .. } => "referrers",
+            Route::Blob { .. } => route::BLOB,
+            Route::UploadStart | Route::Upload { .. } => route::BLOB_UPLOAD,
+            Route::Manifest { .. } => route::MANIFEST,
+            Route::TagsList => route::TAGS,
+            Route::Referrers { .. } => route::REFERRERS,
         }
     }
 
@@ -198,10 +170,6 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let Some((name, route)) = Route::parse(rest) else {
         return ApiError::no_route(&path).into_response();
     };
-
-    let span = tracing::Span::current();
-    span.record("route", route.kind());
-    span.record("repository", name);
 
     let method = request.method().clone();
     if state.read_only && method != Method::GET && method != Method::HEAD {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::digest::Digest;
 use crate::fastpath::{blob_path, mmap_stream, open_blob, uring_stream};
+use crate::metrics::{self, count_served, ReadStrategy};
 use crate::storage::{ByteRange, ByteStream};
 
 /// Maximum number of blob sizes kept in the cache; the cache is cleared when it is full. A
@@ -93,12 +94,12 @@ impl BlobFiles {
         let file = self.open(content_digest, size)?;
         if self.reader == FileReader::IoUring {
             match file.try_clone().and_then(|file| uring_stream(file, size, range)) {
-                Ok(stream) => return Some(stream),
+                Ok(stream) => return Some(count_served(stream, ReadStrategy::IoUring)),
                 Err(error) => self.fall_back(content_digest, &format!("io_uring unavailable, mapping the file: {error}")),
             }
         }
         match mmap_stream(&file, size, range) {
-            Ok(stream) => Some(stream),
+            Ok(stream) => Some(count_served(stream, ReadStrategy::Mmap)),
             Err(error) => {
                 self.fall_back(content_digest, &format!("cannot map the blob file: {error}"));
                 None
@@ -108,6 +109,7 @@ impl BlobFiles {
 
     fn fall_back(&self, content_digest: &str, reason: &str) {
         let total = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::global().add_fast_path_fallback();
         let Ok(mut last) = self.last_warning.lock() else { return };
 
         let now = Instant::now();

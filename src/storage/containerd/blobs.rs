@@ -7,6 +7,7 @@ use super::content::to_u64;
 use super::Inner;
 use crate::digest::Digest;
 use crate::error::{ClientError, Error, Result};
+use crate::metrics::{count_served, ReadStrategy};
 use crate::names::RepositoryName;
 use crate::storage::{BlobInfo, ByteRange, ByteStream};
 
@@ -52,7 +53,7 @@ impl Inner {
         // A size of 0 reads to the end.
         let (offset, size) = range.map_or((0, 0), |range| (range.start, range.len()));
         match self.client.read_content(&content_digest, offset, size).await? {
-            Some(stream) => Ok(stream),
+            Some(stream) => Ok(count_served(stream, ReadStrategy::Grpc)),
             None => Err(blob_unknown(repository, digest)),
         }
     }

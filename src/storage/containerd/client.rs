@@ -1,7 +1,8 @@
 //! A thin typed facade over containerd's gRPC services.
 //!
 //! One lazily connected channel runs over containerd's unix socket, every request carries the
-//! namespace, and [`Failure::new`] is the one place where a `tonic::Status` becomes an error. The
+//! namespace, every call is timed and its status counted by `MeteredChannel`, and
+//! [`Failure::new`] is the one place where a `tonic::Status` becomes an error. The
 //! service calls themselves live beside their concept: `content.rs`, `leases.rs`, `images.rs`.
 
 use std::path::{Path, PathBuf};
@@ -14,9 +15,10 @@ use containerd_client::services::v1::leases_client::LeasesClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::PluginsRequest;
 use tonic::metadata::AsciiMetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Request, Response, Status};
 
+use super::metered_channel::MeteredChannel;
 use crate::error::{Error, Result};
 use crate::mapping::is_containerd_identifier;
 
@@ -140,7 +142,7 @@ pub fn created<T>(result: CallResult<T>) -> Result<Created> {
 /// A connection to one containerd namespace.
 #[derive(Clone)]
 pub struct Client {
-    channel: Channel,
+    channel: MeteredChannel,
     namespace: AsciiMetadataValue,
 }
 
@@ -173,7 +175,7 @@ impl Client {
                 }
             }));
 
-        Ok(Client { channel, namespace })
+        Ok(Client { channel: MeteredChannel::new(channel), namespace })
     }
 
     /// Wraps a message in a request for this client's namespace.
@@ -192,19 +194,19 @@ impl Client {
         Ok(request)
     }
 
-    pub fn content(&self) -> ContentClient<Channel> {
+    pub fn content(&self) -> ContentClient<MeteredChannel> {
         ContentClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    pub fn leases(&self) -> LeasesClient<Channel> {
+    pub fn leases(&self) -> LeasesClient<MeteredChannel> {
         LeasesClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    pub fn images(&self) -> ImagesClient<Channel> {
+    pub fn images(&self) -> ImagesClient<MeteredChannel> {
         ImagesClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)

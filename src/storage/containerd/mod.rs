@@ -8,7 +8,8 @@
 //!
 //! Module map:
 //! - `client`: the gRPC channel, the namespace on every request, and `tonic::Status` conversion;
-//!   `content`, `leases`, `images`: the calls of each containerd service.
+//!   `metered_channel`: the timing and status count of every call; `content`, `leases`,
+//!   `images`: the calls of each containerd service.
 //! - `repositories`: repository leases and the cached set of content each links.
 //! - `aliases`: sha512 digests resolved to the sha256 content containerd stores.
 //! - `uploads`, `blobs`, `manifests`, `tags`, `referrers`: the [`Storage`] operations.
@@ -21,6 +22,7 @@ mod content;
 mod images;
 mod leases;
 mod manifests;
+mod metered_channel;
 mod open_writers;
 mod purge;
 mod referrers;
