@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -41,6 +42,11 @@ pub(super) async fn trace_request(request: Request, next: Next) -> Response {
         headers.insert(X_REQUEST_ID, value);
     }
 
+    let expected_bytes = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse().ok());
     let pending = Pending {
         span,
         route,
@@ -49,7 +55,9 @@ pub(super) async fn trace_request(request: Request, next: Next) -> Response {
         started,
         _upload: upload,
     };
-    response.map(|inner| Body::new(ObservedBody { inner, bytes: 0, complete: false, pending: Some(pending) }))
+    response.map(|inner| {
+        Body::new(ObservedBody { inner, bytes: 0, expected_bytes, complete: false, pending: Some(pending) })
+    })
 }
 
 /// Returns the route name of a request path and the repository it names, if any.
@@ -79,6 +87,8 @@ struct Pending {
 struct ObservedBody {
     inner: Body,
     bytes: u64,
+    /// The response's `Content-Length`.
+    expected_bytes: Option<u64>,
     /// Set once the inner body has returned its last frame.
     complete: bool,
     pending: Option<Pending>,
@@ -132,9 +142,10 @@ impl HttpBody for ObservedBody {
 
 impl Drop for ObservedBody {
     fn drop(&mut self) {
-        // hyper drops a body it never polls, such as a HEAD response's or an empty one whose
-        // `is_end_stream` was true; such a response was sent in full.
-        if self.inner.is_end_stream() {
+        // hyper drops a body without polling it to its end when the body reports its end
+        // (a HEAD response's or an empty one) or has sent all of its `Content-Length`. Such a
+        // response was sent in full.
+        if self.inner.is_end_stream() || self.expected_bytes == Some(self.bytes) {
             self.complete = true;
         }
         self.finish();

@@ -3,9 +3,10 @@
 //!
 //! A call is timed from sending the request to the end of its response: the trailers that
 //! carry the gRPC status, or the headers of a trailers-only response, which is how containerd
-//! (grpc-go) answers a failed unary call. A response body dropped before its end, such as a
-//! `content.Read` stream whose HTTP client went away, is timed until the drop and counts as
-//! `Cancelled`.
+//! (grpc-go) answers a failed unary call. A response body dropped before its end is timed until
+//! the drop and counts as no error, because the registry ended it, not containerd: a
+//! `content.Read` stream is dropped once the blob's last byte is read, before its trailers, and
+//! also when the HTTP client goes away.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -122,7 +123,7 @@ impl HttpBody for MeteredBody {
 impl Drop for MeteredBody {
     fn drop(&mut self) {
         if let Some(call) = self.pending.take() {
-            call.finish(Some(Code::Cancelled));
+            call.finish(None);
         }
     }
 }
