@@ -152,7 +152,7 @@ async fn metrics_count_pushes_and_pulls_by_strategy() {
     assert_eq!(pushed.value(UPLOADS_IN_PROGRESS), 0.0, "uploads in progress after the push");
     assert!(pushed.value(r#"registry_containerd_rpc_duration_seconds_count{rpc="content.Write"}"#) >= 3.0);
 
-    // Plain HTTP/1.1: the sendfile front answers, and echoes the client's request id.
+    // Plain HTTP/1.1: the sendfile front serves the blobs, and echoes the client's request id.
     let blobs = image.blobs();
     let before = scrape(debug).await;
     for blob in &blobs {

@@ -265,7 +265,7 @@ impl Connection {
         }
     }
 
-    /// Logs and counts a blob GET the front answered, with the fields the router's requests have.
+    /// Logs and counts a blob GET the front served, with the fields of the router's request log.
     fn finish_blob(&self, get: &BlobGet, status: u16, bytes: u64, started: Instant, complete: bool) {
         let span = metrics::request_span("GET", &get.path, Some(self.peer), &get.request_id);
         span.record("route", metrics::route::BLOB);

@@ -1,12 +1,12 @@
 //! The debug listener of `http.debug.addr`: `/debug/health` and, when enabled, the Prometheus
-//! metrics. It is separate from the main port and never asks for credentials, so it belongs on
-//! a private interface.
+//! metrics. It is separate from the main port and requires no credentials, so it belongs on a
+//! private interface.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -24,10 +24,13 @@ pub async fn start(config: &DebugConfig, health: Option<Arc<HealthMonitor>>) -> 
         .map_err(|error| format!("cannot listen on http.debug.addr {}: {error}", config.addr))?;
     let local = listener.local_addr().map_err(|error| error.to_string())?;
 
-    let mut app = Router::new().route(DEBUG_HEALTH_PATH, get(health_report)).with_state(health);
-    if let Some(path) = &config.prometheus_path {
-        app = app.route(path, get(metrics_text));
-    }
+    // The metrics path is compared as text in the fallback, because axum's route syntax would
+    // read `{` or `*` in a configured path as a parameter.
+    let metrics_path: Arc<str> = config.prometheus_path.as_deref().unwrap_or_default().into();
+    let app = Router::new()
+        .route(DEBUG_HEALTH_PATH, get(health_report))
+        .with_state(health)
+        .fallback(move |method: Method, uri: Uri| metrics_or_not_found(method, uri, metrics_path.clone()));
     tracing::info!(
         addr = %local,
         metrics_path = config.prometheus_path.as_deref().unwrap_or("(disabled)"),
@@ -59,8 +62,20 @@ async fn health_report(State(health): State<Option<Arc<HealthMonitor>>>) -> Resp
     response
 }
 
-/// `GET <http.debug.prometheus.path>`: every metric in the Prometheus text format.
-async fn metrics_text() -> Response {
+/// Serves the metrics on `GET` of `metrics_path`, which is empty while metrics are disabled, and
+/// 404 on any other request.
+async fn metrics_or_not_found(method: Method, uri: Uri, metrics_path: Arc<str>) -> Response {
+    if metrics_path.is_empty() || uri.path() != &*metrics_path {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    metrics_text()
+}
+
+/// Returns every metric in the Prometheus text format.
+fn metrics_text() -> Response {
     let mut response = global().encode().into_response();
     let content_type = HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE);
     response.headers_mut().insert(CONTENT_TYPE, content_type);

@@ -54,7 +54,7 @@ pub mod route {
     pub const OTHER: &str = "other";
 }
 
-/// How the bytes of a blob GET response were read.
+/// The read strategy of a blob GET response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadStrategy {
     /// Sent by the kernel from the blob file to the socket, by the front.
@@ -201,7 +201,7 @@ impl Metrics {
     /// Encodes every metric in the Prometheus text format, version 0.0.4.
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        // Writing into a String cannot fail, and the label values are plain strings and numbers.
+        // The encoder fails only when its writer does, and writing into a String does not fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
         text
     }

@@ -14,7 +14,7 @@ use super::global;
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Maximum length of an incoming request id the registry adopts. A UUID has 36 characters and
-/// a W3C trace id 32, so common proxies' ids fit; a longer one is replaced, which bounds the
+/// a W3C trace id 32, so common proxies' ids fit. A longer id is replaced, which bounds the
 /// size of every log line and response header it is copied into.
 const MAX_REQUEST_ID_BYTES: usize = 128;
 
@@ -34,7 +34,7 @@ fn is_valid_request_id(id: &[u8]) -> bool {
 }
 
 /// Opens the span of one request, in which every log line of the request is written. The
-/// caller records `route` and `repository` once it knows them.
+/// caller records `route` and `repository` once it has parsed them.
 pub fn request_span(method: &str, path: &str, peer: Option<SocketAddr>, request_id: &str) -> Span {
     let span = tracing::info_span!(
         "request",
@@ -51,7 +51,7 @@ pub fn request_span(method: &str, path: &str, peer: Option<SocketAddr>, request_
     span
 }
 
-/// What is known of a request once its response has ended.
+/// The record of a request whose response has ended.
 pub struct FinishedRequest {
     /// One of the names in [`super::route`].
     pub route: &'static str,

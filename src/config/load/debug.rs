@@ -60,8 +60,8 @@ fn check_metrics_path(prometheus: &Section, path: &str) -> Result<(), ConfigErro
     Ok(())
 }
 
-/// Reports whether two listen addresses would bind the same port. Port 0 asks the kernel for a
-/// free port, so it never conflicts.
+/// Reports whether two listen addresses would bind the same port. With port 0 the kernel picks
+/// a free port, so it never conflicts.
 fn shares_port(debug: SocketAddr, main: SocketAddr) -> bool {
     debug.port() != 0
         && debug.port() == main.port()

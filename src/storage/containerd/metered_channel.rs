@@ -1,9 +1,9 @@
 //! The gRPC channel to containerd wrapped so that every call, from every service client, is
 //! timed and its gRPC status counted in one place.
 //!
-//! A call is timed from sending the request to the end of its response: the trailers that
-//! carry the gRPC status, or the headers of a trailers-only response, which is how containerd
-//! (grpc-go) answers a failed unary call. A response body dropped before its end is timed until
+//! A call is timed from sending the request to the end of its response. That end is the
+//! trailers with the gRPC status, or the headers of a trailers-only response. containerd
+//! (grpc-go) replies to a failed unary call with the latter. A response body dropped before its end is timed until
 //! the drop and counts as no error, because the registry ended it, not containerd: a
 //! `content.Read` stream is dropped once the blob's last byte is read, before its trailers, and
 //! also when the HTTP client goes away.
@@ -61,6 +61,8 @@ impl tower::Service<http::Request<tonic::body::Body>> for MeteredChannel {
                     Ok(response.map(|inner| MeteredBody { inner, pending }))
                 }
                 Err(error) => {
+                    // The channel fails only on transport errors (the socket cannot be opened or
+                    // the connection broke), which `Failure::new` reports as `Unavailable` too.
                     call.finish(Some(Code::Unavailable));
                     Err(error)
                 }
