@@ -15,6 +15,7 @@
 //!   access to containerd's socket and content directory.
 //! - [`front`]: connection handling: plain HTTP/1.1 blob GETs served with sendfile, the rest
 //!   by hyper and the router.
+//! - [`tls`]: the rustls server config built from `http.tls`.
 //! - [`health`]: the periodic storage health check and the 503 gate it drives.
 //! - [`logging`]: the tracing subscriber.
 //! - [`metrics`]: Prometheus metrics, request ids and the per-request log line; the debug
@@ -43,3 +44,4 @@ pub mod fastpath;
 pub mod front;
 pub mod health;
 pub mod metrics;
+pub mod tls;

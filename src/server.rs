@@ -14,6 +14,7 @@ use crate::front::FrontOptions;
 use crate::config::{Config, ContainerdConfig, Driver, FastPathMode, UploadPurging};
 use crate::contentdir::{self, ContentDir};
 use crate::health::{self, HealthMonitor};
+use crate::http::location::{absolute_locations, LocationBase};
 use crate::http::{router, AppState};
 use crate::socket::check_socket;
 use crate::storage::containerd::ContainerdStorage;
@@ -59,6 +60,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     for (key, reason) in &config.ignored_keys {
         tracing::warn!(key = %key, reason, "config key has no effect in this registry");
     }
+    let tls = config.http.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let backend = connect(&config).await?;
     tracing::info!(
         version = %backend.version,
@@ -92,6 +94,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
             (mode == FastPathMode::Sendfile).then(|| backend.storage.clone())
         }
     };
+    let sendfile = match (sendfile, &tls) {
+        (Some(_), Some(_)) => {
+            tracing::info!(strategy = "mmap", "sendfile cannot encrypt, so blob GETs over TLS are read with mmap");
+            None
+        }
+        (sendfile, _) => sendfile,
+    };
 
     if config.storage.upload_purging.enabled {
         tokio::spawn(purge_uploads_periodically(backend.storage.clone(), config.storage.upload_purging.clone()));
@@ -114,7 +123,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|error| format!("cannot listen on http.addr {}: {error}", config.http.addr))?;
     let local = listener.local_addr().map_err(|error| error.to_string())?;
-    tracing::info!(addr = %local, delete_enabled = state.delete_enabled, read_only = state.read_only, "listening");
+    tracing::info!(
+        addr = %local,
+        tls = tls.is_some(),
+        delete_enabled = state.delete_enabled,
+        read_only = state.read_only,
+        "listening"
+    );
     if let Some(debug) = &config.http.debug {
         crate::metrics::debug_server::start(debug, health.clone()).await?;
     }
@@ -124,10 +139,26 @@ pub async fn serve(config: Config) -> Result<(), String> {
     if !headers.is_empty() {
         app = app.layer(axum::middleware::from_fn_with_state(headers.clone(), add_response_headers));
     }
-    let options = FrontOptions { sendfile, health, headers };
+    if let Some(base) = location_base(&config, tls.is_some()) {
+        app = app.layer(axum::middleware::from_fn_with_state(Arc::new(base), absolute_locations));
+    }
+    let drain_timeout = config.http.drain_timeout;
+    let options = FrontOptions { sendfile, health, headers, tls, drain_timeout };
     crate::front::serve(listener, app, options, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Returns where absolute `Location` URLs take their scheme and host from, or `None` with
+/// `http.relativeurls`.
+fn location_base(config: &Config, tls: bool) -> Option<LocationBase> {
+    if config.http.relative_urls {
+        return None;
+    }
+    Some(match &config.http.host {
+        Some(host) => LocationBase::Fixed(host.clone()),
+        None => LocationBase::FromRequest { scheme: if tls { "https" } else { "http" } },
+    })
 }
 
 /// Purges abandoned uploads every `purging.interval`, starting one interval after start-up.
@@ -187,6 +218,13 @@ async fn shutdown_signal() {
 /// directory with its source and whether the fast path can read it.
 pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> {
     let Driver::Containerd(containerd) = &config.storage.driver;
+    let tls = match &config.http.tls {
+        Some(tls) => {
+            crate::tls::acceptor(tls)?;
+            format!("on ({}, key {})", tls.certificate.display(), tls.key.display())
+        }
+        None => "off".to_owned(),
+    };
     let backend = connect(config).await?;
     let content_dir = &backend.content_dir;
     let fast_path = match (&content_dir.readable, containerd.fast_path) {
@@ -196,7 +234,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> 
     };
 
     let report = format!(
-        "containerd:  {} (version {})\nnamespace:   {}\nroot:        {}\ncontentdir:  {} (from {})\nfast path:   {}\nlisten:      {}\ndelete:      {}\n",
+        "containerd:  {} (version {})\nnamespace:   {}\nroot:        {}\ncontentdir:  {} (from {})\nfast path:   {}\nlisten:      {}\ntls:         {}\ndelete:      {}\n",
         containerd.address.display(),
         backend.version,
         containerd.namespace,
@@ -205,6 +243,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> 
         content_dir.source,
         fast_path,
         config.http.addr,
+        tls,
         if config.storage.delete_enabled { "enabled" } else { "disabled" },
     );
     out.write_all(report.as_bytes()).map_err(|error| error.to_string())

@@ -282,7 +282,7 @@ async fn configured_headers_reach_sendfile_responses() {
     let headers: Arc<[(axum::http::HeaderName, axum::http::HeaderValue)]> =
         vec![(axum::http::HeaderName::from_static("x-content-type-options"), axum::http::HeaderValue::from_static("nosniff"))]
             .into();
-    let options = front::FrontOptions { sendfile: Some(storage.clone()), health: None, headers };
+    let options = front::FrontOptions { sendfile: Some(storage.clone()), health: None, headers, ..Default::default() };
     tokio::spawn(front::serve(listener, app(storage), options, std::future::pending()));
 
     let response = reqwest::get(format!("{base}/v2/headers/app/blobs/{digest}")).await.unwrap();

@@ -12,6 +12,8 @@ use axum::http::{HeaderName, HeaderValue};
 use serde_yaml_ng::{Mapping, Value};
 
 mod debug;
+mod host;
+mod tls;
 
 use super::{
     parse_go_duration, Config, ContainerdConfig, Driver, FastPathMode, StorageHealthCheck, HttpConfig, LogConfig, LogFormatter,
@@ -302,12 +304,8 @@ fn parse_listen_addr(text: &str) -> Option<SocketAddr> {
 
 fn http_config(top: &Section) -> Result<HttpConfig, ConfigError> {
     let http = top.section("http")?;
-    http.allow_keys(&["addr", "net", "secret", "prefix", "host", "headers", "http2", "relativeurls", "draintimeout", "debug"])?;
-    http.reject_keys(&[
-        ("prefix", "a URL prefix is not supported; serve the registry at /v2/"),
-        ("host", "http.host is not implemented yet; Location headers are relative"),
-        ("draintimeout", "graceful drain is not implemented yet"),
-    ])?;
+    http.allow_keys(&["addr", "net", "secret", "prefix", "host", "headers", "http2", "relativeurls", "draintimeout", "debug", "tls"])?;
+    http.reject_keys(&[("prefix", "a URL prefix is not supported; serve the registry at /v2/")])?;
 
     if let Some(net) = http.string("net")? {
         if net != "tcp" {
@@ -319,7 +317,16 @@ fn http_config(top: &Section) -> Result<HttpConfig, ConfigError> {
         return Err(http.error("addr", &format!("{addr_text:?} is not a listen address; write it like :5000 or 127.0.0.1:5000")));
     };
     let debug = debug::debug_config(&http, addr)?;
-    Ok(HttpConfig { addr, secret: http.string("secret")?, headers: response_headers(&http)?, debug })
+    Ok(HttpConfig {
+        addr,
+        secret: http.string("secret")?,
+        headers: response_headers(&http)?,
+        debug,
+        tls: tls::tls_config(&http)?,
+        drain_timeout: http.duration("draintimeout")?.unwrap_or(Duration::ZERO),
+        host: host::public_host(&http)?,
+        relative_urls: http.bool("relativeurls")?.unwrap_or(false),
+    })
 }
 
 /// Parses `http.headers`: a mapping of header names to a list of values (or one value).
@@ -410,11 +417,10 @@ fn storage_config(top: &Section) -> Result<StorageConfig, ConfigError> {
 }
 
 /// Distribution keys this registry accepts but does not act on, and why.
-const IGNORED_KEYS: [(&str, &str, &str); 6] = [
+const IGNORED_KEYS: [(&str, &str, &str); 5] = [
     ("log", "fields", "extra log fields are not added yet"),
     ("log", "accesslog", "every request is logged at info level when its response ends"),
     ("http", "http2", "HTTP/2 cleartext is always accepted"),
-    ("http", "relativeurls", "Location headers are always relative"),
     ("storage", "cache", "containerd's metadata store serves descriptors; there is no separate cache"),
     ("storage", "redirect", "blobs are always served directly, never redirected"),
 ];
@@ -596,10 +602,78 @@ mod tests {
             ("health:\n  http:\n    - uri: x\n", "health.http"),
             ("storage:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n", "storage.maintenance.uploadpurging.interval"),
             ("storage:\n  maintenance:\n    uploadpurging:\n      age: 1d\n", "storage.maintenance.uploadpurging.age"),
+            ("http:\n  draintimeout: soon\n", "http.draintimeout"),
+            ("http:\n  relativeurls: maybe\n", "http.relativeurls"),
+            ("http:\n  tls:\n    letsencrypt:\n      email: a@b\n", "http.tls.letsencrypt"),
+            ("http:\n  tls:\n    certificate: /c.pem\n", "http.tls.key"),
+            ("http:\n  tls:\n    key: /k.pem\n", "http.tls.certificate"),
+            ("http:\n  tls:\n    clientcas: [/ca.pem]\n", "http.tls.clientcas"),
+            ("http:\n  tls:\n    certificate: /c\n    key: /k\n    clientcas: /ca.pem\n", "http.tls.clientcas"),
+            ("http:\n  tls:\n    certificate: /c\n    key: /k\n    minimumtls: tls1.1\n", "http.tls.minimumtls"),
+            ("http:\n  tls:\n    certificate: /c\n    key: /k\n    ciphersuites: [x]\n", "http.tls.ciphersuites"),
         ];
         for (text, key) in cases {
             let message = load_str(text, "test", &env(&[])).unwrap_err().to_string();
             assert!(message.starts_with(key), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn tls_section_is_parsed() {
+        let text = "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    clientcas: [/a.pem, /b.pem]\n    minimumtls: tls1.3\n";
+        let tls = load_str(text, "test", &env(&[])).unwrap().http.tls.unwrap();
+        assert_eq!(tls.certificate, PathBuf::from("/c.pem"));
+        assert_eq!(tls.key, PathBuf::from("/k.pem"));
+        assert_eq!(tls.client_cas, [PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]);
+        assert_eq!(tls.minimum_version, crate::config::TlsVersion::Tls13);
+
+        let plain = load_str("", "test", &env(&[])).unwrap();
+        assert_eq!(plain.http.tls, None);
+    }
+
+    #[test]
+    fn drain_timeout_defaults_to_zero() {
+        let config = load_str("", "test", &env(&[])).unwrap();
+        assert_eq!(config.http.drain_timeout, Duration::ZERO);
+        let config = load_str("http:\n  draintimeout: 1m30s\n", "test", &env(&[])).unwrap();
+        assert_eq!(config.http.drain_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn http_host_accepts_scheme_host_and_port() {
+        let cases = [
+            ("https://registry.example.com:5000", "https", "registry.example.com:5000"),
+            ("http://registry.example.com/", "http", "registry.example.com"),
+            ("https://[::1]:5000", "https", "[::1]:5000"),
+        ];
+        for (text, scheme, authority) in cases {
+            let config = load_str(&format!("http:\n  host: {text:?}\n"), "test", &env(&[])).unwrap();
+            let host = config.http.host.unwrap();
+            assert_eq!((host.scheme.as_str(), host.authority.as_str()), (scheme, authority), "{text}");
+        }
+        let config = load_str("http:\n  relativeurls: true\n", "test", &env(&[])).unwrap();
+        assert!(config.http.relative_urls);
+        assert!(config.ignored_keys.is_empty());
+    }
+
+    #[test]
+    fn http_host_rejects_other_urls() {
+        let cases = [
+            ("registry.example.com:5000", "has no scheme"),
+            ("ftp://registry.example.com", "http or https"),
+            ("https://registry.example.com/v2", "path, query or fragment"),
+            ("https://registry.example.com?a=b", "path, query or fragment"),
+            ("https://registry.example.com#top", "path, query or fragment"),
+            ("https://user@registry.example.com", "user information"),
+            ("https://registry.example.com:port", "invalid port"),
+            ("https://registry.example.com:", "invalid port"),
+            ("https:///v2", "not a URL"),
+            ("not a url", "not a URL"),
+        ];
+        for (text, reason) in cases {
+            let message = load_str(&format!("http:\n  host: {text:?}\n"), "test", &env(&[])).unwrap_err().to_string();
+            assert!(message.starts_with("http.host: "), "{text}: {message}");
+            assert!(message.contains(reason), "{text}: {message}");
         }
     }
 

@@ -69,6 +69,48 @@ pub struct HttpConfig {
     pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
     /// `http.debug`: `None` when `http.debug.addr` is not set.
     pub debug: Option<DebugConfig>,
+    /// `http.tls`: `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// `http.draintimeout`: after SIGTERM or SIGINT, how long requests in flight may run before
+    /// the registry exits anyway. Zero, the default as in Docker Distribution, waits for none.
+    pub drain_timeout: Duration,
+    /// `http.host`: the scheme and authority of absolute `Location` URLs; `None` takes them from
+    /// each request.
+    pub host: Option<PublicHost>,
+    /// `http.relativeurls`: `Location` headers are paths, with no scheme or host.
+    pub relative_urls: bool,
+}
+
+/// `http.tls`: the server certificate and, with `client_cas`, required client certificates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM files of the CAs that sign client certificates. When not empty, every client must
+    /// present a certificate that one of them signed.
+    pub client_cas: Vec<PathBuf>,
+    pub minimum_version: TlsVersion,
+}
+
+/// `http.tls.minimumtls`: the oldest protocol version the server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    /// `tls1.2`, the default as in Docker Distribution.
+    #[default]
+    Tls12,
+    /// `tls1.3`.
+    Tls13,
+}
+
+/// The scheme and authority of `http.host`, such as `https` and `registry.example.com:5000`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicHost {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host and optional port, as written in the config.
+    pub authority: String,
 }
 
 /// `http.debug`: a second listener, without authentication, for `/debug/health` and, when

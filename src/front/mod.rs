@@ -7,9 +7,19 @@
 //! kernel send the file. At the first other request, or any doubt, it hands the connection,
 //! with the bytes it has read, to hyper, which then serves it to the end exactly as it would
 //! have from the start. HTTP/2 and anything unusual therefore never reach the sendfile code.
+//!
+//! With `http.tls`, every connection starts with a TLS handshake, and the front reads request
+//! heads from the decrypted [`stream::ClientStream`] as from a plain one. It hands every blob GET
+//! on it to hyper, because `sendfile` cannot encrypt, so blob bodies over TLS are read by the
+//! configured read strategy (mmap when it is sendfile).
+//!
+//! On shutdown the listener closes at once. Idle connections are closed, a connection with a
+//! request in flight is closed after its response, and the front waits for them for at most
+//! the drain timeout.
 
 mod request;
 mod rewind;
+mod stream;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,10 +38,12 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use self::request::{BlobGet, LengthError, Parsed};
 use self::rewind::Rewind;
+use self::stream::ClientStream;
 use crate::error::ClientError;
 use crate::fastpath::send_file;
 use crate::http::ApiError;
@@ -42,6 +54,9 @@ use crate::storage::containerd::ContainerdStorage;
 
 /// Pause after a failed `accept`, which is usually a full file descriptor table.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// Maximum time a client may take to complete its TLS handshake; bounds how long a silent
+/// connection holds a task before any request.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The front's settings besides the router.
 #[derive(Clone, Default)]
@@ -54,13 +69,18 @@ pub struct FrontOptions {
     /// `http.headers`, added to the responses the front writes itself. The server adds them to
     /// the router's responses with a middleware.
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
+    /// `http.tls`: every connection is a TLS connection, served by hyper.
+    pub tls: Option<TlsAcceptor>,
+    /// `http.draintimeout`: maximum wait for connections with requests in flight after shutdown
+    /// starts. Zero closes them at once.
+    pub drain_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// the requests in flight. With `options.sendfile`, plain HTTP/1.1 blob GETs are sent by the kernel
-/// from the blob files that storage opens.
+/// the requests in flight, for at most `options.drain_timeout`. With `options.sendfile`, plain
+/// HTTP/1.1 blob GETs are sent by the kernel from the blob files that storage opens.
 pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions, shutdown: impl Future<Output = ()>) {
-    let FrontOptions { sendfile, health, headers } = options;
+    let FrontOptions { sendfile, health, headers, tls, drain_timeout } = options;
     let graceful = GracefulShutdown::new();
     let (stop_sender, stop) = watch::channel(false);
     let active = Arc::new(());
@@ -90,17 +110,34 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
         };
         let watcher = graceful.watcher();
         let guard = active.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection.run(stream, watcher).await;
+            let stream = match tls {
+                None => Some(ClientStream::Plain(stream)),
+                Some(acceptor) => connection.accept_tls(&acceptor, stream).await,
+            };
+            if let Some(stream) = stream {
+                connection.run(stream, watcher).await;
+            }
             drop(guard);
         });
     }
 
     drop(listener);
+    let open = Arc::strong_count(&active) - 1;
+    tracing::info!(open_connections = open, drain_timeout_secs = drain_timeout.as_secs_f64(), "stopped accepting connections");
     let _ = stop_sender.send(true);
-    graceful.shutdown().await;
-    while Arc::strong_count(&active) > 1 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let drained = async {
+        graceful.shutdown().await;
+        while Arc::strong_count(&active) > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
+        let open = Arc::strong_count(&active) - 1;
+        if open > 0 {
+            tracing::warn!(open_connections = open, "drain timeout expired; closing connections with requests in flight");
+        }
     }
 }
 
@@ -125,7 +162,7 @@ enum Served {
 }
 
 impl Connection {
-    async fn run(mut self, mut stream: TcpStream, watcher: Watcher) {
+    async fn run(mut self, mut stream: ClientStream, watcher: Watcher) {
         let mut buffer = BytesMut::with_capacity(4096);
         let sendfile = self.sendfile.clone();
         loop {
@@ -135,9 +172,9 @@ impl Connection {
                 Some(Parsed::Other | Parsed::Incomplete) => break,
                 None => return,
             };
-            let Some(storage) = &sendfile else { break };
-            match self.serve_blob(&mut stream, storage, &get).await {
-                Served::Done if get.close => return,
+            let (Some(storage), Some(socket)) = (&sendfile, stream.plain_socket()) else { break };
+            match self.serve_blob(socket, storage, &get).await {
+                Served::Done if get.close || *self.stop.borrow() => return,
                 Served::Done => buffer.advance(get.head_len),
                 Served::HandOver => break,
                 Served::Broken => return,
@@ -146,10 +183,25 @@ impl Connection {
         self.hand_over(stream, buffer, watcher).await;
     }
 
+    /// Completes the TLS handshake. Returns `None`, after logging why, when it fails or times out.
+    async fn accept_tls(&self, acceptor: &TlsAcceptor, stream: TcpStream) -> Option<ClientStream> {
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Some(ClientStream::Tls(Box::new(stream))),
+            Ok(Err(error)) => {
+                tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, timeout_secs = TLS_HANDSHAKE_TIMEOUT.as_secs(), "TLS handshake timed out");
+                None
+            }
+        }
+    }
+
     /// Reads until `buffer` contains a complete head or something the front does not serve.
     /// Returns `None` when the client closed the connection, or when the server is stopping and
     /// no request has started.
-    async fn read_head(&mut self, stream: &mut TcpStream, buffer: &mut BytesMut) -> Option<Parsed> {
+    async fn read_head(&mut self, stream: &mut ClientStream, buffer: &mut BytesMut) -> Option<Parsed> {
         loop {
             match request::parse(buffer) {
                 Parsed::Incomplete => {}
@@ -235,7 +287,7 @@ impl Connection {
     /// closes the connection, whose remaining bytes cannot be framed. hyper would answer such a
     /// request with an empty 400, so the front checks every head it reads: all the requests of a
     /// connection up to the first one it hands over, including that one.
-    async fn refuse_length(&self, stream: &mut TcpStream, error: LengthError) {
+    async fn refuse_length(&self, stream: &mut ClientStream, error: LengthError) {
         let LengthError(reason) = error;
         tracing::debug!(peer = %self.peer, %reason, status = 400, "request refused for its Content-Length");
         let response = ApiError::from(ClientError::SizeInvalid(reason)).into_response();
@@ -282,7 +334,7 @@ impl Connection {
     }
 
     /// Serves the rest of the connection with hyper, replaying the bytes already read.
-    async fn hand_over(self, stream: TcpStream, buffer: BytesMut, watcher: Watcher) {
+    async fn hand_over(self, stream: ClientStream, buffer: BytesMut, watcher: Watcher) {
         let peer = self.peer;
         let router = self.router;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {

@@ -5,6 +5,7 @@
 //! name and the endpoint ([`Route::parse`]). It then checks the method, the read-only mode and
 //! the name, and calls the endpoint's module: [`blobs`], [`uploads`], [`manifests`], [`tags`] or
 //! [`referrers`]. Failures become the OCI JSON error body in [`error`], which also logs them.
+//! [`location`] turns the `Location` paths that handlers return into absolute URLs.
 //!
 //! Decisions where the specifications leave room:
 //! - A path that matches no endpoint is 404 `UNSUPPORTED`; a known endpoint with another method
@@ -16,6 +17,7 @@
 
 mod blobs;
 mod error;
+pub mod location;
 mod manifests;
 mod observe;
 mod referrers;
