@@ -94,13 +94,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
             (mode == FastPathMode::Sendfile).then(|| backend.storage.clone())
         }
     };
-    let sendfile = match (sendfile, &tls) {
-        (Some(_), Some(_)) => {
-            tracing::info!(strategy = "mmap", "sendfile cannot encrypt, so blob GETs over TLS are read with mmap");
-            None
-        }
-        (sendfile, _) => sendfile,
-    };
+    let sendfile_replaced_by_tls = sendfile.is_some() && tls.is_some();
+    let sendfile = if tls.is_some() { None } else { sendfile };
 
     if config.storage.upload_purging.enabled {
         tokio::spawn(purge_uploads_periodically(backend.storage.clone(), config.storage.upload_purging.clone()));
@@ -130,6 +125,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
         read_only = state.read_only,
         "listening"
     );
+    if sendfile_replaced_by_tls {
+        tracing::info!(strategy = "mmap", "sendfile cannot encrypt, so blob GETs over TLS are read with mmap");
+    }
     if let Some(debug) = &config.http.debug {
         crate::metrics::debug_server::start(debug, health.clone()).await?;
     }

@@ -2,12 +2,13 @@
 //!
 //! Handlers return `Location` as a path such as `/v2/<name>/blobs/uploads/<id>`. Unless
 //! `http.relativeurls` is set, [`absolute_locations`] puts a scheme and authority in front:
-//! those of `http.host` when it is set, else those of the request. From the request, the scheme is
-//! `X-Forwarded-Proto`, else the `proto` of `Forwarded`, else that of the listener (https with
-//! TLS); the authority is the first `X-Forwarded-Host`, else the `host` of `Forwarded`, else
-//! `Host` (or the HTTP/2 `:authority`), with `X-Forwarded-Port` added when it has no port.
-//! A forwarded value that is not a valid scheme or authority is skipped. With no usable
-//! authority at all the path is left relative.
+//! those of `http.host` when it is set, else those of the request.
+//!
+//! From the request, the scheme is `X-Forwarded-Proto`, else the `proto` of `Forwarded`, else
+//! that of the listener (https with TLS). The authority is the first `X-Forwarded-Host`, else
+//! the `host` of `Forwarded`, else `Host` (or the HTTP/2 `:authority`). `X-Forwarded-Port` is
+//! added to an authority without a port. A forwarded value that is not a valid scheme or
+//! authority is skipped, and with no usable authority at all the path stays relative.
 //!
 //! Docker Distribution also takes the `for` parameter of `Forwarded` as the host, which names
 //! the client rather than the registry; this registry does not.
@@ -27,7 +28,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
-/// Where the scheme and authority of absolute `Location` URLs come from.
+/// The source of the scheme and authority of absolute `Location` URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocationBase {
     /// `http.host`.
