@@ -112,7 +112,12 @@ impl Registry {
         Registry { addr, client }
     }
 
+    /// Returns the URL of `path`, or `path` itself when it is already absolute, as the
+    /// `Location` headers of the registry binary are unless `http.relativeurls` is set.
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_owned();
+        }
         format!("http://{}{path}", self.addr)
     }
 
