@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing the registry need on Debian 12, as root: containerd, protoc
-# (containerd-client compiles containerd's protos at build time), and the test clients.
+# (containerd-client compiles containerd's protos at build time), the test clients (skopeo, curl),
+# and systemd, whose systemd-analyze checks the example unit.
 set -euo pipefail
 
-packages=(containerd protobuf-compiler skopeo ca-certificates tar gzip)
+packages=(containerd protobuf-compiler skopeo curl systemd ca-certificates tar gzip)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -94,6 +94,15 @@ pub fn manifest_bytes(config: &Pushed, layers: &[&Pushed]) -> Vec<u8> {
     serde_json::to_vec(&manifest).unwrap()
 }
 
+/// Returns the path and query of a `Location` value, without the scheme and authority that the
+/// registry binary puts in front unless `http.relativeurls` is set.
+pub fn location_path(location: &str) -> String {
+    let Some((_, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    rest.find('/').map_or_else(|| "/".to_owned(), |start| rest[start..].to_owned())
+}
+
 /// A registry at a loopback address.
 #[derive(Clone)]
 pub struct Registry {
@@ -112,13 +121,11 @@ impl Registry {
         Registry { addr, client }
     }
 
-    /// Returns the URL of `path`, or `path` itself when it is already absolute, as the
-    /// `Location` headers of the registry binary are unless `http.relativeurls` is set.
+    /// Returns the URL of `path` at this registry. An absolute `Location` counts by its path, so
+    /// that it still reaches this registry after a restart on another port, and so that another
+    /// registry's `Location` is sent here and not to its owner.
     pub fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            return path.to_owned();
-        }
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{}", self.addr, location_path(path))
     }
 
     /// Sends a request and reads the whole response. A connection failure panics.
