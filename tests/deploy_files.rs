@@ -1,6 +1,6 @@
-//! The deployment examples under `deploy/`: the Kubernetes manifest parses, its ConfigMap is a
-//! config the registry loads, and the paths and ports agree between the config and the pod;
-//! the systemd unit passes `systemd-analyze verify` and keeps its hardening.
+//! The deployment examples under `deploy/`. The Kubernetes manifest parses, its ConfigMap is a
+//! config the registry loads, and the paths and ports agree between the config and the pod.
+//! The systemd unit passes `systemd-analyze verify` and keeps its hardening.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -37,8 +37,8 @@ fn manifest_matches_its_config() {
     let config_text = text(&documents[1], &["data", "config.yml"]);
     let mut config: Value = serde_yaml_ng::from_str(config_text).unwrap();
     let debug_addr = text(&config, &["http", "debug", "addr"]).to_owned();
-    // NOTE: this branch's config loader does not know http.debug yet, so the rest of the
-    // config is loaded without it.
+    // NOTE: the config loader does not accept http.debug yet, so the config is loaded without
+    // it. Load it whole once the debug listener exists.
     config["http"].as_mapping_mut().unwrap().remove("debug");
     let loaded = load_str(&serde_yaml_ng::to_string(&config).unwrap(), "daemonset.yaml", &HashMap::new())
         .unwrap_or_else(|error| panic!("the ConfigMap's config.yml does not load: {error}"));
@@ -88,7 +88,7 @@ fn systemd_unit_is_hardened() {
 #[test]
 fn systemd_unit_passes_verify() {
     // systemd-analyze resolves the unit's commands and dependencies under --root, so the root
-    // holds systemd's own units, the registry binary and a stand-in for containerd.service.
+    // contains systemd's own units, the registry binary and a stand-in for containerd.service.
     let root = tempfile::tempdir().unwrap();
     let units = root.path().join("etc/systemd/system");
     std::fs::create_dir_all(&units).unwrap();

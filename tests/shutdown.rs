@@ -107,13 +107,13 @@ async fn idle_connection(addr: SocketAddr, path: &str, body_len: usize) -> TcpSt
 }
 
 /// Asserts that the server closes an idle connection within five seconds.
-async fn assert_closed(mut stream: TcpStream, what: &str) {
+async fn assert_closed(mut stream: TcpStream, connection: &str) {
     let mut buffer = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await;
     match read {
         Ok(Ok(0)) | Ok(Err(_)) => {}
-        Ok(Ok(count)) => panic!("{what}: expected the connection to close, read {count} bytes"),
-        Err(_) => panic!("{what}: connection still open five seconds after SIGTERM"),
+        Ok(Ok(count)) => panic!("{connection}: expected the connection to close, read {count} bytes"),
+        Err(_) => panic!("{connection}: still open five seconds after SIGTERM"),
     }
 }
 

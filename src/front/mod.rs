@@ -54,8 +54,8 @@ use crate::storage::containerd::ContainerdStorage;
 
 /// Pause after a failed `accept`, which is usually a full file descriptor table.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
-/// Maximum time a client may take to complete its TLS handshake; bounds how long a silent
-/// connection holds a task before any request.
+/// Maximum time a client may take to complete its TLS handshake, which bounds how long a silent
+/// connection keeps a task busy before its first request.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The front's settings besides the router.
