@@ -273,6 +273,19 @@ async fn client_cas_require_a_client_certificate() {
     let response = client(&pki.ca.pem(), false, Some(identity)).get(https(process.addr, "/v2/")).send().await.unwrap();
     assert_eq!(response.status(), 200);
 
+    let identity = Identity::from_pem(format!("{certificate}{key}").as_bytes()).unwrap();
+    let tls12 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(Certificate::from_pem(pki.ca.pem().as_bytes()).unwrap())
+        .identity(identity)
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let old = tls12.get(https(process.addr, "/v2/")).send().await;
+    assert!(old.is_err(), "minimumtls: tls1.3 must reject a TLS 1.2 client, got {old:?}");
+
     let stranger_ca = TestCa::new("stranger CA");
     let (certificate, key) = stranger_ca.sign(&["stranger.test"], ExtendedKeyUsagePurpose::ClientAuth);
     let identity = Identity::from_pem(format!("{certificate}{key}").as_bytes()).unwrap();
