@@ -1,6 +1,7 @@
 //! `http.tls` against the registry binary: clients that verify the server certificate against a
 //! test CA (reqwest over HTTP/1.1 and HTTP/2, curl, skopeo), a client that trusts another CA,
-//! required client certificates, and start-up errors that name the unreadable file.
+//! required client certificates, the OCI error for a bad `Content-Length` read from the
+//! decrypted stream, and start-up errors that name the unreadable file.
 
 mod support;
 
@@ -319,4 +320,38 @@ fn unreadable_certificate_fails_start_up_naming_the_file() {
             assert!(stderr.contains(&bad_file.display().to_string()), "{command}: {stderr}");
         }
     }
+}
+
+#[tokio::test]
+async fn bad_content_length_over_tls_gets_oci_error() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let containerd = Containerd::start();
+    let pki = Pki::new();
+    let process = start_registry(pki.dir.path(), &containerd, "length", &pki.tls_yaml(""));
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls::pki_types::CertificateDer::from(pki.ca.issuer.der().to_vec());
+    roots.add(ca).unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(process.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+
+    let head = format!("POST /v2/length/app/blobs/uploads/ HTTP/1.1\r\nHost: {}\r\nContent-Length: 12abc\r\n\r\n", process.addr);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains("SIZE_INVALID"), "{response}");
+    assert!(response.contains("12abc"), "the message names the value: {response}");
 }
