@@ -69,7 +69,7 @@ pub struct FrontOptions {
     /// `http.headers`, added to the responses the front writes itself. The server adds them to
     /// the router's responses with a middleware.
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
-    /// `http.tls`: every connection is a TLS connection, served by hyper.
+    /// `http.tls`: every connection starts with a TLS handshake and no blob is sent with `sendfile`.
     pub tls: Option<TlsAcceptor>,
     /// `http.draintimeout`: maximum wait for connections with requests in flight after shutdown
     /// starts. Zero closes them at once.

@@ -12,7 +12,7 @@ use tokio_rustls::server::TlsStream;
 /// pages to the socket as they are and cannot encrypt them.
 pub enum ClientStream {
     Plain(TcpStream),
-    /// Boxed because rustls' connection state is several kilobytes.
+    /// Boxed because the TLS state is much larger than a socket.
     Tls(Box<TlsStream<TcpStream>>),
 }
 
