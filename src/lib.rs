@@ -17,6 +17,8 @@
 //!   by hyper and the router.
 //! - [`tls`]: the rustls server config built from `http.tls`.
 //! - [`health`]: the periodic storage health check and the 503 gate it drives.
+//! - [`auth`]: `auth.htpasswd` and `auth.token`: who may pull, push and delete, checked by a
+//!   router middleware and by the sendfile front.
 //! - [`logging`]: the tracing subscriber.
 //! - [`metrics`]: Prometheus metrics, request ids and the per-request log line; the debug
 //!   listener with `/metrics` and `/debug/health`.
@@ -45,3 +47,4 @@ pub mod front;
 pub mod health;
 pub mod metrics;
 pub mod tls;
+pub mod auth;

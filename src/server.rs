@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 
 use crate::front::FrontOptions;
 
-use crate::config::{Config, ContainerdConfig, Driver, FastPathMode, UploadPurging};
+use crate::auth::Authorizer;
+use crate::config::{AuthConfig, Config, ContainerdConfig, Driver, FastPathMode, UploadPurging};
 use crate::contentdir::{self, ContentDir};
 use crate::health::{self, HealthMonitor};
 use crate::http::location::{absolute_locations, LocationBase};
@@ -61,6 +62,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!(key = %key, reason, "config key has no effect in this registry");
     }
     let tls = config.http.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    // Auth files are read before containerd is contacted, so a bad htpasswd file or
+    // certificate bundle fails start-up at once.
+    let auth = match &config.auth {
+        Some(auth_config) => Some(Arc::new(Authorizer::open(auth_config)?)),
+        None => None,
+    };
+    if auth.is_some() {
+        tracing::info!(controller = auth_kind(&config), "authentication required for every request");
+    }
     let backend = connect(&config).await?;
     tracing::info!(
         version = %backend.version,
@@ -113,6 +123,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         delete_enabled: config.storage.delete_enabled,
         read_only: config.storage.read_only,
         health: health.clone(),
+        auth: auth.clone(),
     };
     let listener = TcpListener::bind(config.http.addr)
         .await
@@ -141,7 +152,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         app = app.layer(axum::middleware::from_fn_with_state(Arc::new(base), absolute_locations));
     }
     let drain_timeout = config.http.drain_timeout;
-    let options = FrontOptions { sendfile, health, headers, tls, drain_timeout };
+    let options = FrontOptions { sendfile, health, headers, tls, drain_timeout, auth };
     crate::front::serve(listener, app, options, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
@@ -157,6 +168,14 @@ fn location_base(config: &Config, tls: bool) -> Option<LocationBase> {
         Some(host) => LocationBase::Fixed(host.clone()),
         None => LocationBase::FromRequest { scheme: if tls { "https" } else { "http" } },
     })
+}
+
+fn auth_kind(config: &Config) -> &'static str {
+    match config.auth {
+        Some(AuthConfig::Htpasswd { .. }) => "htpasswd",
+        Some(AuthConfig::Token(_)) => "token",
+        None => "none",
+    }
 }
 
 /// Purges abandoned uploads every `purging.interval`, starting one interval after start-up.

@@ -32,7 +32,7 @@ struct Options {
 const DEFAULT: Options = Options { delete_enabled: true, read_only: false };
 
 fn registry_over(storage: Arc<MemoryStorage>, options: Options) -> Router {
-    router(AppState { storage, delete_enabled: options.delete_enabled, read_only: options.read_only, health: None })
+    router(AppState { storage, delete_enabled: options.delete_enabled, read_only: options.read_only, health: None, auth: None })
 }
 
 fn registry() -> Router {

@@ -20,7 +20,7 @@ use support::containerd::Containerd;
 use support::registry::RegistryProcess;
 
 fn registry(base: Option<LocationBase>) -> Router {
-    let state = AppState { storage: Arc::new(MemoryStorage::new()), delete_enabled: true, read_only: false, health: None };
+    let state = AppState { storage: Arc::new(MemoryStorage::new()), delete_enabled: true, read_only: false, health: None, auth: None };
     let app = router(state);
     match base {
         Some(base) => app.layer(axum::middleware::from_fn_with_state(Arc::new(base), absolute_locations)),

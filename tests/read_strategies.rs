@@ -39,7 +39,7 @@ fn storage(containerd: &Containerd, namespace: &str, root: &str, mode: FastPathM
 }
 
 fn app(storage: ContainerdStorage) -> Router {
-    router(AppState { storage: Arc::new(storage), delete_enabled: true, read_only: false, health: None })
+    router(AppState { storage: Arc::new(storage), delete_enabled: true, read_only: false, health: None, auth: None })
 }
 
 fn body(bytes: &[u8]) -> ByteStream {

@@ -3,6 +3,8 @@
 //! Every key is checked against what this registry implements: an unknown or misspelled key and a
 //! Distribution feature it lacks are errors that name the key, never ignored.
 
+mod auth;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -72,9 +74,8 @@ pub fn load_str(text: &str, name: &str, env: &HashMap<String, String>) -> Result
     apply_env(&mut root, env, &mut origins)?;
 
     let top = Section::new(&root, String::new(), &origins)?;
-    top.allow_keys(&["version", "log", "http", "storage", "health"])?;
+    top.allow_keys(&["version", "log", "http", "storage", "health", "auth"])?;
     top.reject_keys(&[
-        ("auth", "authentication is not implemented yet; put an authenticating proxy in front"),
         ("proxy", "pull-through caching is not implemented yet"),
         ("notifications", "notifications are not implemented"),
         ("redis", "redis is not used by this registry"),
@@ -92,6 +93,7 @@ pub fn load_str(text: &str, name: &str, env: &HashMap<String, String>) -> Result
         http: http_config(&top)?,
         storage: storage_config(&top)?,
         storage_health: health_config(&top)?,
+        auth: auth::auth_config(&top)?,
         ignored_keys: ignored_keys(&top)?,
     })
 }
@@ -188,7 +190,7 @@ impl<'a> Section<'a> {
     /// Fails on any key not in `allowed`, naming it and the keys that are allowed.
     fn allow_keys(&self, allowed: &[&str]) -> Result<(), ConfigError> {
         for key in self.keys() {
-            let rejected = ["auth", "proxy", "notifications", "redis", "validation"];
+            let rejected = ["proxy", "notifications", "redis", "validation"];
             if !allowed.contains(&key.as_str()) && !(self.path.is_empty() && rejected.contains(&key.as_str())) {
                 return Err(self.error(&key, &format!("unknown key; the keys allowed here are {}", allowed.join(", "))));
             }
@@ -595,7 +597,13 @@ mod tests {
             ("storage:\n  containerd:\n    fastpath: turbo\n", "storage.containerd.fastpath"),
             ("storage:\n  delete:\n    enabled: yes please\n", "storage.delete.enabled"),
             ("http:\n  addr: nowhere\n", "http.addr"),
-            ("auth:\n  htpasswd: {}\n", "auth"),
+            ("auth:\n  htpasswd: {}\n", "auth.htpasswd.realm"),
+            ("auth:\n  htpasswd: {realm: r}\n", "auth.htpasswd.path"),
+            ("auth:\n  silly: {realm: r}\n", "auth.silly"),
+            ("auth:\n  htpasswd: {realm: r, path: /p}\n  token: {}\n", "auth"),
+            ("auth:\n  token: {realm: r, service: s, issuer: i}\n", "auth.token.rootcertbundle"),
+            ("auth:\n  token: {realm: r, service: s, issuer: i, rootcertbundle: /c, autoredirect: true}\n", "auth.token.autoredirect"),
+            ("auth:\n  token: {realm: r, service: s, issuer: i, rootcertbundle: /c, signingalgorithms: ES256}\n", "auth.token.signingalgorithms"),
             ("log:\n  level: loud\n", "log.level"),
             ("version: 0.2\n", "version"),
             ("health:\n  storagedriver:\n    enabled: true\n    threshold: 0\n", "health.storagedriver.threshold"),

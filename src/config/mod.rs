@@ -34,9 +34,39 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `health.storagedriver`: `None` when the check is off.
     pub storage_health: Option<StorageHealthCheck>,
+    /// `auth`: `None` lets every client pull, push and delete anonymously.
+    pub auth: Option<AuthConfig>,
     /// Docker Distribution keys that are accepted for compatibility but have no effect here,
     /// with the reason; start-up logs a warning for each.
     pub ignored_keys: Vec<(String, &'static str)>,
+}
+
+/// The `auth` section: exactly one access controller, as in Docker Distribution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthConfig {
+    /// `auth.htpasswd`: HTTP Basic authentication against an Apache htpasswd file of bcrypt
+    /// hashes. Every authenticated user may do everything.
+    Htpasswd { realm: String, path: PathBuf },
+    /// `auth.token`: bearer tokens issued by a Docker token server, whose `access` claim lists
+    /// what the holder may do.
+    Token(TokenAuthConfig),
+}
+
+/// `auth.token`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenAuthConfig {
+    /// URL of the token server, sent to clients in the challenge.
+    pub realm: String,
+    /// Name of this registry; tokens must list it in `aud`.
+    pub service: String,
+    /// Tokens must name it in `iss`.
+    pub issuer: String,
+    /// PEM file of the certificates that sign tokens, or that root their `x5c` chains.
+    pub root_cert_bundle: Option<PathBuf>,
+    /// JSON Web Key Set file of further token signing keys, looked up by `kid`.
+    pub jwks: Option<PathBuf>,
+    /// `signingalgorithms`: the JWS algorithms accepted; empty accepts every supported one.
+    pub signing_algorithms: Vec<String>,
 }
 
 /// `health.storagedriver`: containerd is checked every `interval`, and after `threshold`

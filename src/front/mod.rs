@@ -44,6 +44,7 @@ use tower::ServiceExt;
 use self::request::{BlobGet, LengthError, Parsed};
 use self::rewind::Rewind;
 use self::stream::ClientStream;
+use crate::auth::{Access, Authorizer};
 use crate::error::ClientError;
 use crate::fastpath::send_file;
 use crate::http::ApiError;
@@ -74,13 +75,16 @@ pub struct FrontOptions {
     /// `http.draintimeout`: maximum wait for connections with requests in flight after shutdown
     /// starts. Zero closes them at once.
     pub drain_timeout: Duration,
+    /// With auth configured, each blob GET is served only if its `Authorization` header grants
+    /// pull; the others go to the router, which returns the 401.
+    pub auth: Option<Arc<Authorizer>>,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
 /// the requests in flight, for at most `options.drain_timeout`. With `options.sendfile`, plain
 /// HTTP/1.1 blob GETs are sent by the kernel from the blob files that storage opens.
 pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions, shutdown: impl Future<Output = ()>) {
-    let FrontOptions { sendfile, health, headers, tls, drain_timeout } = options;
+    let FrontOptions { sendfile, health, headers, tls, drain_timeout, auth } = options;
     let graceful = GracefulShutdown::new();
     let (stop_sender, stop) = watch::channel(false);
     let active = Arc::new(());
@@ -105,6 +109,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
             sendfile: sendfile.clone(),
             health: health.clone(),
             headers: headers.clone(),
+            auth: auth.clone(),
             peer,
             stop: stop.clone(),
         };
@@ -147,6 +152,7 @@ struct Connection {
     /// While its check fails, every request goes to the router, which returns 503.
     health: Option<Arc<HealthMonitor>>,
     headers: Arc<[(HeaderName, HeaderValue)]>,
+    auth: Option<Arc<Authorizer>>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 }
@@ -225,6 +231,11 @@ impl Connection {
         let started = Instant::now();
         if self.health.as_ref().is_some_and(|health| !health.is_healthy()) {
             return Served::HandOver;
+        }
+        if let Some(auth) = &self.auth {
+            if !auth.allows(get.authorization.as_deref(), Access::pull(get.repository.as_str())).await {
+                return Served::HandOver;
+            }
         }
         let (file, size) = match storage.blob_file(&get.repository, &get.digest).await {
             Ok(Some(opened)) => opened,

@@ -1,6 +1,6 @@
 //! Recognising the requests the sendfile front serves itself: plain HTTP/1.1 `GET`s of a blob
-//! with no body, no conditional headers and at most a `Range`. Everything else goes to the
-//! full HTTP stack unchanged.
+//! with no body, no conditional headers and at most one `Range` and one `Authorization`.
+//! Everything else goes to the full HTTP stack unchanged.
 
 use crate::digest::Digest;
 use crate::metrics::request_id;
@@ -21,6 +21,8 @@ pub struct BlobGet {
     pub repository: RepositoryName,
     pub digest: Digest,
     pub range: Option<String>,
+    /// The `Authorization` header, which the front checks when auth is configured.
+    pub authorization: Option<String>,
     /// The client sent `Connection: close`.
     pub close: bool,
     /// The request's `X-Request-Id`, or a new one when it sent none or an invalid one.
@@ -95,6 +97,7 @@ pub fn parse(buffer: &[u8]) -> Parsed {
     let Some(target) = request.path else { return Parsed::Other };
 
     let mut range = None;
+    let mut authorization = None;
     let mut close = false;
     let mut incoming_id = None;
     for header in request.headers.iter() {
@@ -102,6 +105,10 @@ pub fn parse(buffer: &[u8]) -> Parsed {
         match name.as_str() {
             "range" => match std::str::from_utf8(header.value) {
                 Ok(value) if range.is_none() => range = Some(value.to_owned()),
+                _ => return Parsed::Other,
+            },
+            "authorization" => match std::str::from_utf8(header.value) {
+                Ok(value) if authorization.is_none() => authorization = Some(value.to_owned()),
                 _ => return Parsed::Other,
             },
             "connection" => {
@@ -114,7 +121,7 @@ pub fn parse(buffer: &[u8]) -> Parsed {
             "x-request-id" if incoming_id.is_none() => incoming_id = Some(header.value),
             "content-length" if header.value != b"0" => return Parsed::Other,
             "transfer-encoding" | "expect" | "upgrade" | "if-none-match" | "if-match" | "if-range"
-            | "if-modified-since" | "if-unmodified-since" | "authorization" => return Parsed::Other,
+            | "if-modified-since" | "if-unmodified-since" => return Parsed::Other,
             _ => {}
         }
     }
@@ -126,7 +133,7 @@ pub fn parse(buffer: &[u8]) -> Parsed {
         return Parsed::Other;
     };
     let request_id = request_id(incoming_id);
-    Parsed::Blob(BlobGet { head_len, path: path.to_owned(), repository, digest, range, close, request_id })
+    Parsed::Blob(BlobGet { head_len, path: path.to_owned(), repository, digest, range, authorization, close, request_id })
 }
 
 #[cfg(test)]
@@ -164,7 +171,7 @@ mod tests {
             format!("GET /v2/A/blobs/{d} HTTP/1.1\r\n\r\n"),
             "GET /v2/a/blobs/sha256:short HTTP/1.1\r\n\r\n".to_owned(),
             format!("GET /v2/a/blobs/{d} HTTP/1.1\r\nIf-None-Match: \"{d}\"\r\n\r\n"),
-            format!("GET /v2/a/blobs/{d} HTTP/1.1\r\nAuthorization: Basic eA==\r\n\r\n"),
+            format!("GET /v2/a/blobs/{d} HTTP/1.1\r\nAuthorization: Basic eA==\r\nAuthorization: Basic eQ==\r\n\r\n"),
             format!("GET /v2/a/blobs/{d} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
             format!("GET /v2/a/blobs/{d} HTTP/1.1\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n"),
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_owned(),
@@ -212,6 +219,13 @@ mod tests {
         let mut head = format!("GET /v2/a/blobs/{} HTTP/1.1\r\n", digest());
         head.push_str(&"X-Filler: y\r\n".repeat(MAX_HEAD_BYTES / 10));
         assert_eq!(parse(head.as_bytes()), Parsed::Other);
+    }
+
+    #[test]
+    fn authorization_is_kept() {
+        let head = format!("GET /v2/a/blobs/{} HTTP/1.1\r\nAuthorization: Bearer t.o.k\r\n\r\n", digest());
+        let Parsed::Blob(get) = parse(head.as_bytes()) else { panic!("not a blob GET") };
+        assert_eq!(get.authorization.as_deref(), Some("Bearer t.o.k"));
     }
 
     #[test]

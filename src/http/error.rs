@@ -44,6 +44,18 @@ impl ApiError {
         self.0.code
     }
 
+    /// Adds a header to the response, such as the `WWW-Authenticate` of a 401.
+    pub fn with_header(mut self, name: axum::http::HeaderName, value: HeaderValue) -> ApiError {
+        self.0.headers.insert(name, value);
+        self
+    }
+
+    /// Sets the `detail` of the error body.
+    pub fn with_detail(mut self, detail: serde_json::Value) -> ApiError {
+        self.0.detail = Some(detail);
+        self
+    }
+
     /// Returns 404 `UNSUPPORTED` for a path that matches no endpoint of the API.
     pub fn no_route(path: &str) -> ApiError {
         let message = format!("no endpoint of the OCI Distribution API matches the path {path:?}");

@@ -64,6 +64,8 @@ pub struct AppState {
     pub read_only: bool,
     /// `health.storagedriver`: while its check fails, every request gets 503 `UNAVAILABLE`.
     pub health: Option<Arc<crate::health::HealthMonitor>>,
+    /// `auth`: every request needs credentials that grant the access it needs.
+    pub auth: Option<Arc<crate::auth::Authorizer>>,
 }
 
 /// Builds the OCI Distribution API over `state.storage`. Every request, including the ones
@@ -75,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/_catalog", get(tags::catalog).fallback(get_only))
         .route("/v2/{*path}", any(dispatch))
         .fallback(no_route);
+    if let Some(authorizer) = &state.auth {
+        router = router.layer(middleware::from_fn_with_state(authorizer.clone(), crate::auth::require));
+    }
     if let Some(monitor) = &state.health {
         router = router.layer(middleware::from_fn_with_state(monitor.clone(), crate::health::gate));
     }
@@ -163,6 +168,12 @@ fn read_only_rejection() -> Response {
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ];
     (axum::http::StatusCode::METHOD_NOT_ALLOWED, headers, "Method not allowed\n").into_response()
+}
+
+/// Returns the repository name of a path after `/v2/`, split off the endpoint as [`dispatch`]
+/// does, or `None` when the path matches no repository endpoint. The name is not validated.
+pub(crate) fn repository_of(path: &str) -> Option<&str> {
+    Route::parse(path).map(|(name, _)| name)
 }
 
 /// Routes every `/v2/<name>/...` request to its endpoint.
