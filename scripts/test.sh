@@ -13,7 +13,7 @@ cargo test --all-targets
 
 containerd_targets=(--test containerd_storage --test e2e --test read_strategies --test faults --test garbage_collection
   --test bad_input --test concurrency --test isolation --test upload_purging --test health --test response_headers
-  --test conformance_containerd --test disk_full --test metrics --test tls --test shutdown --test locations)
+  --test conformance_containerd --test disk_full --test metrics --test tls --test shutdown --test locations --test auth)
 releases="$(bash scripts/containerd-versions.sh)"
 while read -r name bin_dir; do
   echo "running ${containerd_targets[*]} against containerd $name ($bin_dir)"

@@ -503,6 +503,7 @@ fn containerd_config(section: &Section) -> Result<ContainerdConfig, ConfigError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AuthConfig;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -585,6 +586,27 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("storage.containerd.adress"), "{message}");
         assert!(message.contains("REGISTRY_STORAGE_CONTAINERD_ADRESS"), "{message}");
+    }
+
+    #[test]
+    fn auth_sections_are_parsed() {
+        let text = "auth:\n  htpasswd:\n    realm: Registry\n    path: /etc/registry/htpasswd\n";
+        let config = load_str(text, "test", &env(&[])).unwrap();
+        let expected = AuthConfig::Htpasswd { realm: "Registry".into(), path: PathBuf::from("/etc/registry/htpasswd") };
+        assert_eq!(config.auth, Some(expected));
+
+        let text = "auth:\n  token:\n    realm: https://auth.test/token\n    service: reg\n    issuer: iss\n    \
+                    rootcertbundle: /etc/registry/root.pem\n    autoredirect: false\n    signingalgorithms: [ES256]\n";
+        let config = load_str(text, "test", &env(&[])).unwrap();
+        let Some(AuthConfig::Token(token)) = config.auth else { panic!("no token auth: {:?}", config.auth) };
+        assert_eq!(token.realm, "https://auth.test/token");
+        assert_eq!(token.service, "reg");
+        assert_eq!(token.issuer, "iss");
+        assert_eq!(token.root_cert_bundle, Some(PathBuf::from("/etc/registry/root.pem")));
+        assert_eq!(token.jwks, None);
+        assert_eq!(token.signing_algorithms, ["ES256"]);
+
+        assert_eq!(load_str("", "test", &env(&[])).unwrap().auth, None);
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod image;
 pub mod registry;
 pub mod storage_values;
 pub mod http;
+pub mod token_server;
