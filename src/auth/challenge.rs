@@ -29,7 +29,7 @@ impl BearerError {
     }
 }
 
-/// The scheme and parameters a 401 asks the client to authenticate with.
+/// The scheme and parameters of the `WWW-Authenticate` header of a 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic { realm: String },
@@ -83,9 +83,9 @@ impl IntoResponse for Denial {
         if !detail.is_empty() {
             error = error.with_detail(json!(detail));
         }
-        // A realm or service from the config that is not a valid header value is rejected at
-        // start-up, so this conversion fails only for a repository name, which the router
-        // rejects as NAME_INVALID once the client authenticates.
+        // `Authorizer::open` rejects a realm or service that is not a valid header value, and
+        // repository names come from the URI path, which is visible ASCII. So this conversion
+        // is not expected to fail; if it did, the 401 would go out without the header.
         if let Ok(value) = HeaderValue::from_str(&self.www_authenticate()) {
             error = error.with_header(WWW_AUTHENTICATE, value);
         }

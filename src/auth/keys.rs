@@ -135,9 +135,9 @@ mod tests {
     use super::*;
     use x509_parser::prelude::FromDer;
 
-    /// A P-256 public key, and its libtrust key id and JWK thumbprint computed outside this code:
-    /// the key id with `openssl pkey -pubin -outform DER | sha256sum`, the first 30 bytes base32
-    /// encoded; the thumbprint from the RFC 7638 JSON of its coordinates.
+    /// A P-256 public key with its libtrust key id and JWK thumbprint, computed outside this code.
+    /// The key id is the base32 of the first 30 bytes of `openssl pkey -pubin -outform DER |
+    /// sha256sum`. The thumbprint is the SHA-256 of the RFC 7638 JSON of the key's coordinates.
     const P256_SPKI_PEM: &str = include_str!("testdata/p256.pub.pem");
     const P256_KEY_ID: &str = include_str!("testdata/p256.keyid");
     const P256_THUMBPRINT: &str = include_str!("testdata/p256.thumbprint");

@@ -45,7 +45,7 @@ enum Controller {
     Token { realm: String, service: String, verifier: TokenVerifier },
 }
 
-/// What an authenticated request may do.
+/// The access an authenticated request has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
     /// A user of the htpasswd file, who may do everything.
@@ -152,8 +152,8 @@ fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The router's middleware: rejects a request that lacks the access it needs with a 401, and
-/// turns a cross-repository mount whose source the client may not pull into a plain upload.
+/// Rejects a request that lacks the access it needs with a 401, and turns a cross-repository
+/// mount whose source the client may not pull into a plain upload; the router's middleware.
 pub async fn require(State(authorizer): State<Arc<Authorizer>>, mut request: Request, next: Next) -> Response {
     let required = scope::required_access(request.method(), request.uri().path());
     let authorization = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok());

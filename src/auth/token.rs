@@ -4,7 +4,7 @@
 //! issuer, `aud` contains the configured service, and the current time lies between `nbf` and
 //! `exp` with [`LEEWAY_SECONDS`] of slack. The key comes from the first of these the header has,
 //! as in Docker Distribution:
-//! - `x5c`: a certificate chain whose first certificate holds the key. Each certificate must be
+//! - `x5c`: a certificate chain whose first certificate contains the key. Each certificate must be
 //!   signed by the next, and the last must be one of the root certificates or be signed by one.
 //! - `jwk`: an embedded key, trusted only by its `kid`.
 //! - `kid`: the id of a root certificate's key (see [`super::keys`]) or of a key in `jwks`.
@@ -80,7 +80,7 @@ impl Claims {
     }
 }
 
-/// The reason a token was rejected; each is answered with `error="invalid_token"`.
+/// The reason a token was rejected. The challenge sends each as `error="invalid_token"`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is malformed: {0}")]

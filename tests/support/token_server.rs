@@ -1,6 +1,6 @@
-//! A Docker token server on 127.0.0.1 for auth tests: it checks Basic credentials, grants the
-//! requested scopes that the test allows, and signs real JWTs with a leaf key whose certificate
-//! chain (`x5c`) leads to a root certificate the registry trusts.
+//! A Docker token server on 127.0.0.1 for auth tests. It checks Basic credentials and grants
+//! the requested scopes that the test allows. Its JWTs are signed with a leaf key whose
+//! certificate (`x5c`) is signed by a root certificate that the registry trusts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,8 +85,8 @@ pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// The grants the token server may give: `(type, name, actions)`. A request gets, per scope it
-/// asks for, the intersection of the asked actions with these.
+/// The grants the token server may give: `(type, name, actions)`. For each requested scope, a
+/// token grants the requested actions that these allow.
 pub type Grants = Arc<Mutex<Vec<(String, String, Vec<String>)>>>;
 
 struct ServerState {
