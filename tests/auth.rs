@@ -4,8 +4,10 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use reqwest::Method;
@@ -96,13 +98,40 @@ async fn push_blob(registry: &Registry, repository: &str, bytes: &[u8], authoriz
     pushed
 }
 
-/// Asserts that the registry served a blob GET through the sendfile front since the last drain.
-fn assert_served_by_sendfile(process: &RegistryProcess) {
-    let log = process.drain_log();
-    assert!(
-        log.iter().any(|line| line.contains("strategy=\"sendfile\"") || line.contains("strategy=sendfile")),
-        "no blob GET was served with sendfile: {log:#?}"
+/// Starts the registry with `auth` and a debug listener whose metrics show which read strategy
+/// served each blob, and returns it with the debug listener's address.
+fn start_registry(dir: &Path, containerd: &Containerd, auth: &str) -> (RegistryProcess, SocketAddr) {
+    let config = format!(
+        "version: 0.1\nlog:\n  level: debug\nhttp:\n  addr: 127.0.0.1:0\n  debug:\n    addr: 127.0.0.1:0\n    \
+         prometheus:\n      enabled: true\nstorage:\n  containerd:\n    address: {}\n    namespace: auth\n    \
+         fastpath: sendfile\n  delete:\n    enabled: true\n{auth}",
+        containerd.socket().display()
     );
+    let path = dir.join("registry.yml");
+    std::fs::write(&path, config).unwrap();
+    let process = RegistryProcess::start_with_config(&path);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for line in process.drain_log() {
+            if line.contains("debug server started") {
+                let start = line.find("addr=").expect("debug server line has addr") + 5;
+                let addr = line[start..].split_whitespace().next().unwrap().parse().expect("debug addr parses");
+                return (process, addr);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the registry did not log its debug listener's address");
+}
+
+/// Returns the blob bytes the sendfile front has sent, from the Prometheus metrics.
+async fn sendfile_bytes(debug: SocketAddr) -> f64 {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let text = client.get(format!("http://{debug}/metrics")).send().await.unwrap().text().await.unwrap();
+    let series = r#"registry_blob_served_bytes_total{strategy="sendfile"} "#;
+    let line = text.lines().find(|line| line.starts_with(series));
+    line.map_or(0.0, |line| line[series.len()..].trim().parse().expect("metric value parses"))
 }
 
 #[tokio::test]
@@ -123,7 +152,7 @@ async fn htpasswd_push_and_pull_with_skopeo() {
     assert_success(&mut skopeo_pull(&format!("{host}/app:v1"), &pulled, &creds));
     assert_blobs_identical(&layout, &pulled);
 
-    let anonymous = run(&mut Command::new("skopeo")
+    let anonymous = run(Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--no-creds", "--raw"])
         .arg(format!("docker://{host}/app:v1")));
     assert!(!anonymous.status.success(), "an anonymous pull succeeded");
@@ -133,8 +162,7 @@ async fn htpasswd_push_and_pull_with_skopeo() {
 async fn htpasswd_challenges_and_sendfile() {
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
-    let auth = htpasswd_yaml(dir.path());
-    let process = RegistryProcess::start(dir.path(), &RegistrySettings { extra_yaml: &auth, ..RegistrySettings::new(&containerd.socket()) });
+    let (process, debug) = start_registry(dir.path(), &containerd, &htpasswd_yaml(dir.path()));
     let registry = Registry::new(process.addr);
     let good = basic(USER, PASSWORD);
 
@@ -149,7 +177,7 @@ async fn htpasswd_challenges_and_sendfile() {
 
     let blob = push_blob(&registry, "app", &support::http::data(7, 300_000), &good).await;
     let path = format!("/v2/app/blobs/{}", blob.digest);
-    process.drain_log();
+    let sent_before = sendfile_bytes(debug).await;
 
     let anonymous = support::http::raw_request(process.addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await;
     assert_error(&anonymous, 401, "UNAUTHORIZED");
@@ -162,7 +190,7 @@ async fn htpasswd_challenges_and_sendfile() {
     let authorized = support::http::raw_request(process.addr, &head).await;
     assert_eq!(authorized.status, 200);
     assert!(authorized.body == blob.bytes, "the blob's bytes differ");
-    assert_served_by_sendfile(&process);
+    assert_eq!(sendfile_bytes(debug).await - sent_before, blob.bytes.len() as f64, "bytes sent by the sendfile front");
 }
 
 #[tokio::test]
@@ -216,8 +244,7 @@ async fn token_challenges_scopes_and_sendfile() {
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
     let server = TokenServer::start(dir.path()).await;
-    let auth = server.auth_yaml();
-    let process = RegistryProcess::start(dir.path(), &RegistrySettings { extra_yaml: &auth, ..RegistrySettings::new(&containerd.socket()) });
+    let (process, debug) = start_registry(dir.path(), &containerd, &server.auth_yaml());
     let registry = Registry::new(process.addr);
     let keys = &server.keys;
     let realm = server.realm();
@@ -295,7 +322,7 @@ async fn token_challenges_scopes_and_sendfile() {
     assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
 
     // The sendfile front rejects anonymous and under-scoped blob GETs and serves granted ones.
-    process.drain_log();
+    let sent_before = sendfile_bytes(debug).await;
     let anonymous = support::http::raw_request(process.addr, &format!("GET {blob_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await;
     assert_error(&anonymous, 401, "UNAUTHORIZED");
     assert_eq!(challenge(&anonymous), format!(r#"{prefix},scope="repository:team/app:pull""#));
@@ -306,5 +333,5 @@ async fn token_challenges_scopes_and_sendfile() {
     let authorized = support::http::raw_request(process.addr, &head).await;
     assert_eq!(authorized.status, 200);
     assert!(authorized.body == blob.bytes, "the blob's bytes differ");
-    assert_served_by_sendfile(&process);
+    assert_eq!(sendfile_bytes(debug).await - sent_before, blob.bytes.len() as f64, "bytes sent by the sendfile front");
 }
