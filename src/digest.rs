@@ -72,7 +72,7 @@ pub struct Digest {
 /// The reason a string is not a digest this registry accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
-    #[error("digest {0:?} is not of the form algorithm:encoded")]
+    #[error("digest {0:?} is not of the form algorithm:encoded, with a lower-case algorithm such as sha256")]
     Malformed(String),
     #[error("digest {0:?} uses an unsupported algorithm; use sha256 or sha512")]
     UnsupportedAlgorithm(String),

@@ -78,9 +78,10 @@ pub async fn check_periodically(monitor: Arc<HealthMonitor>, storage: Arc<dyn St
 pub async fn gate(State(monitor): State<Arc<HealthMonitor>>, request: Request, next: Next) -> Response {
     match monitor.failure() {
         None if monitor.is_healthy() => next.run(request).await,
-        failure => {
-            let reason = failure.unwrap_or_else(|| "containerd does not respond".to_owned());
-            let message = format!("the registry's storage health check fails: {reason}");
+        _ => {
+            // The failure's text can name sockets and paths of the host, so it goes to the log
+            // and the debug listener's /debug/health, not to clients.
+            let message = "the registry's storage health check fails; the registry is unavailable until it passes";
             let mut response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message).into_response();
             response.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
             response

@@ -35,3 +35,7 @@ pub const CONTAINERD_MAX_LABEL_LEN: usize = 4096;
 
 /// Maximum number of referrers returned for one subject, which bounds the response body.
 pub const MAX_REFERRERS: usize = 10_000;
+
+/// The largest `Content-Length` a request may declare: blob sizes are signed 64-bit numbers in
+/// OCI descriptors and in containerd.
+pub const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;

@@ -251,7 +251,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> 
     };
 
     let report = format!(
-        "containerd:  {} (version {})\nnamespace:   {}\nroot:        {}\ncontentdir:  {} (from {})\nfast path:   {}\nlisten:      {}\ntls:         {}\ndelete:      {}\n",
+        "containerd:  {} (version {})\nnamespace:   {}\nroot:        {}\ncontentdir:  {} (from {})\nfast path:   {}\nlisten:      {}\ntls:         {}\ndelete:      {}\nread-only:   {}\n",
         containerd.address.display(),
         backend.version,
         containerd.namespace,
@@ -262,6 +262,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> 
         config.http.addr,
         tls,
         if config.storage.delete_enabled { "enabled" } else { "disabled" },
+        if config.storage.read_only { "yes: pushes and deletes get 405" } else { "no" },
     );
     out.write_all(report.as_bytes()).map_err(|error| error.to_string())
 }

@@ -643,6 +643,21 @@ async fn put_with_final_chunk_commits() {
     assert_eq!(&reply.body[..], b"first last");
 }
 
+/// A streamed final chunk (no `Content-Length`) with more bytes than its `Content-Range` spans is
+/// refused as the same chunk on PATCH is, and no blob is created.
+#[tokio::test]
+async fn put_final_chunk_longer_than_range_returns_400() {
+    let app = registry();
+    let location = start_upload(&app, "a").await;
+    call_with(&app, Method::PATCH, &location, &[], &b"first "[..]).await;
+
+    let digest = Digest::sha256(b"first last and more");
+    let uri = format!("{location}?digest={digest}");
+    let reply = call_with(&app, Method::PUT, &uri, &[("content-range", "6-9")], &b"last and more"[..]).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "SIZE_INVALID");
+    assert_error(&call(&app, Method::GET, &format!("/v2/a/blobs/{digest}")).await, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+}
+
 #[tokio::test]
 async fn put_final_chunk_out_of_order_returns_416() {
     let app = registry();
@@ -763,15 +778,30 @@ async fn mount_unknown_blob_opens_session() {
     }
 }
 
+/// Docker Distribution 2.8.2 responds to an invalid `mount` digest or `from` name with a new upload
+/// session (measured), as the OCI spec asks for any mount that cannot be done.
 #[tokio::test]
-async fn mount_invalid_arguments_return_400() {
+async fn mount_invalid_arguments_fall_back_to_upload() {
     let app = registry();
-    let reply = call(&app, Method::POST, "/v2/target/blobs/uploads/?mount=sha256:00&from=source").await;
-    assert_error(&reply, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-
     let digest = Digest::sha256(b"x");
-    let reply = call(&app, Method::POST, &format!("/v2/target/blobs/uploads/?mount={digest}&from=Bad")).await;
-    assert_error(&reply, StatusCode::BAD_REQUEST, "NAME_INVALID");
+    for uri in [
+        "/v2/target/blobs/uploads/?mount=sha256:00&from=source".to_owned(),
+        format!("/v2/target/blobs/uploads/?mount={digest}&from=Bad"),
+        format!("/v2/target/blobs/uploads/?mount={digest}&from=../x"),
+    ] {
+        let reply = call(&app, Method::POST, &uri).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{uri}: {}", reply.text());
+        assert!(reply.header("location").is_some_and(|location| location.starts_with("/v2/target/blobs/uploads/")));
+    }
+}
+
+#[tokio::test]
+async fn two_range_headers_return_416() {
+    let app = registry();
+    let blob = push_blob(&app, "a", b"0123456789").await;
+    let uri = format!("/v2/a/blobs/{}", blob.digest);
+    let reply = call_with(&app, Method::GET, &uri, &[("range", "bytes=0-1"), ("range", "bytes=2-3")], Bytes::new()).await;
+    assert_error(&reply, StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -364,3 +364,29 @@ async fn debug_health_without_check_is_ok() {
     assert_eq!(body, serde_json::json!({ "status": "ok", "storagedriver": "off" }));
     drop(process);
 }
+
+/// A request the front refuses for its `Content-Length` is counted, logged with its request id
+/// and route, and returns that id like any other response.
+#[tokio::test]
+async fn refused_content_length_is_counted_and_logged() {
+    let containerd = Containerd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let process = start_registry(dir.path(), &containerd, "sendfile", DEBUG_WITH_METRICS, "");
+    let debug = debug_addr(&process);
+    let before = scrape(debug).await;
+
+    let head = format!(
+        "PUT /v2/refused/app/manifests/v1 HTTP/1.1\r\nHost: {}\r\nX-Request-Id: refused-1\r\nContent-Length: -1\r\n\r\n",
+        process.addr
+    );
+    let reply = support::http::raw_request(process.addr, &head).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.header("x-request-id"), Some("refused-1"));
+
+    let series = r#"registry_http_requests_total{route="manifest",method="PUT",status="400"}"#;
+    let after = scrape_settled(debug, &before, &[(series, 1.0)]).await;
+    assert_moved(&before, &after, series, 1.0);
+    let line = wait_for_log_line(&process, &["request finished", "refused-1", "status=400"]).await;
+    assert!(line.contains("refused/app"), "{line}");
+    drop(process);
+}

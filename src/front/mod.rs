@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use self::request::{BlobGet, LengthError, Parsed};
+use self::request::{BlobGet, LengthError, Parsed, RefusedLength};
 use self::rewind::Rewind;
 use self::stream::ClientStream;
 use crate::auth::{Access, Authorizer};
@@ -294,15 +294,50 @@ impl Connection {
         }
     }
 
-    /// Answers a request whose `Content-Length` cannot be trusted with 400 `SIZE_INVALID`, and
-    /// closes the connection, whose remaining bytes cannot be framed. hyper would answer such a
-    /// request with an empty 400, so the front checks every head it reads: all the requests of a
+    /// Refuses a request whose `Content-Length` cannot be trusted with 400 `SIZE_INVALID`, and
+    /// closes the connection, whose remaining bytes cannot be framed. hyper would send an empty
+    /// 400 for such a request, so the front checks every head it reads: all the requests of a
     /// connection up to the first one it hands over, including that one.
-    async fn refuse_length(&self, stream: &mut ClientStream, error: LengthError) {
-        let LengthError(reason) = error;
-        tracing::debug!(peer = %self.peer, %reason, status = 400, "request refused for its Content-Length");
-        let response = ApiError::from(ClientError::SizeInvalid(reason)).into_response();
-        let (parts, body) = response.into_parts();
+    async fn refuse_length(&self, stream: &mut ClientStream, refused: RefusedLength) {
+        let started = Instant::now();
+        let RefusedLength { error: LengthError(reason), method, path, request_id } = refused;
+        let span = metrics::request_span(method.as_str(), &path, Some(self.peer), &request_id);
+        let (route, repository) = crate::http::route_of(&path);
+        span.record("route", route);
+        if let Some(repository) = repository {
+            span.record("repository", repository);
+        }
+        span.in_scope(|| tracing::debug!(%reason, "Content-Length refused"));
+
+        let (head, body) = self.error_response(ApiError::from(ClientError::SizeInvalid(reason)), &request_id).await;
+        let written = async {
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&body).await?;
+            stream.shutdown().await
+        };
+        let complete = match written.await {
+            Ok(()) => true,
+            Err(error) => {
+                span.in_scope(|| tracing::debug!(%error, "writing the 400 response failed"));
+                false
+            }
+        };
+
+        let finished = FinishedRequest {
+            route,
+            method: metrics::method_label(&method),
+            status: 400,
+            bytes: body.len() as u64,
+            duration: started.elapsed(),
+            complete,
+        };
+        metrics::finish_request(&span, &finished);
+    }
+
+    /// Returns the head and body of an error response that closes the connection, with the
+    /// headers every response of the registry carries.
+    async fn error_response(&self, error: ApiError, request_id: &str) -> (String, bytes::Bytes) {
+        let (parts, body) = error.into_response().into_parts();
         // The body of an error response is one JSON buffer, so collecting it cannot fail.
         let body = http_body_util::BodyExt::collect(body).await.map(|collected| collected.to_bytes()).unwrap_or_default();
         let mut head = format!("HTTP/1.1 {}\r\n", parts.status);
@@ -310,7 +345,8 @@ impl Connection {
             head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
         }
         head.push_str(&format!(
-            "content-length: {}\r\ndocker-distribution-api-version: registry/2.0\r\nconnection: close\r\ndate: {}\r\n",
+            "content-length: {}\r\ndocker-distribution-api-version: registry/2.0\r\nx-request-id: {request_id}\r\n\
+             connection: close\r\ndate: {}\r\n",
             body.len(),
             httpdate::fmt_http_date(std::time::SystemTime::now())
         ));
@@ -318,14 +354,7 @@ impl Connection {
             head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
         }
         head.push_str("\r\n");
-        let written = async {
-            stream.write_all(head.as_bytes()).await?;
-            stream.write_all(&body).await?;
-            stream.shutdown().await
-        };
-        if let Err(error) = written.await {
-            tracing::debug!(peer = %self.peer, %error, "writing the 400 response failed");
-        }
+        (head, body)
     }
 
     /// Logs and counts a blob GET the front served, with the fields of the router's request log.

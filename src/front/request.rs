@@ -3,6 +3,9 @@
 //! Everything else goes to the full HTTP stack unchanged.
 
 use crate::digest::Digest;
+use axum::http::Method;
+
+use crate::limits::MAX_CONTENT_LENGTH;
 use crate::metrics::request_id;
 use crate::names::RepositoryName;
 
@@ -38,17 +41,22 @@ pub enum Parsed {
     Other,
     Blob(BlobGet),
     /// A request whose `Content-Length` is not one byte count the registry can accept. Its body
-    /// cannot be delimited, so the front answers it and closes the connection.
-    BadLength(LengthError),
+    /// cannot be delimited, so the front refuses it and closes the connection.
+    BadLength(RefusedLength),
 }
 
-/// Why a request's `Content-Length` was refused; the message names the value.
+/// The reason a request's `Content-Length` was refused, as a message that names the value.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LengthError(pub String);
 
-/// The largest `Content-Length` accepted: blob sizes are signed 64-bit numbers in OCI
-/// descriptors and in containerd, and hyper refuses lengths near `u64::MAX` with an empty 400.
-pub const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
+/// A request refused for its `Content-Length`, with what its log line and metrics need.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RefusedLength {
+    pub error: LengthError,
+    pub method: Method,
+    pub path: String,
+    pub request_id: String,
+}
 
 /// Checks every `Content-Length` header of a request: each must be a decimal byte count no
 /// larger than [`MAX_CONTENT_LENGTH`], and repeated headers must agree.
@@ -89,7 +97,14 @@ pub fn parse(buffer: &[u8]) -> Parsed {
         _ => return Parsed::Other,
     };
     if let Err(error) = check_content_length(request.headers) {
-        return Parsed::BadLength(error);
+        let incoming_id = request.headers.iter().find(|header| header.name.eq_ignore_ascii_case("x-request-id"));
+        let target = request.path.unwrap_or_default();
+        return Parsed::BadLength(RefusedLength {
+            error,
+            method: request.method.and_then(|method| Method::from_bytes(method.as_bytes()).ok()).unwrap_or_default(),
+            path: target.split('?').next().unwrap_or(target).to_owned(),
+            request_id: request_id(incoming_id.map(|header| header.value)),
+        });
     }
     if request.method != Some("GET") || request.version != Some(1) {
         return Parsed::Other;
@@ -197,7 +212,12 @@ mod tests {
             for (value, message) in cases {
                 let head = format!("{method} /v2/a/blobs/uploads/x HTTP/1.1\r\nContent-Length: {value}\r\n\r\n");
                 match parse(head.as_bytes()) {
-                    Parsed::BadLength(LengthError(text)) => assert!(text.contains(message), "{value}: {text}"),
+                    Parsed::BadLength(refused) => {
+                        let LengthError(text) = &refused.error;
+                        assert!(text.contains(message), "{value}: {text}");
+                        assert_eq!(refused.method.as_str(), method);
+                        assert_eq!(refused.path, "/v2/a/blobs/uploads/x");
+                    }
                     other => panic!("{method} with Content-Length {value:?}: {other:?}"),
                 }
             }

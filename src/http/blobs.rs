@@ -36,6 +36,11 @@ pub(super) async fn get(
 
     let range = match header_text(headers, &RANGE) {
         _ if *method == Method::HEAD => None,
+        _ if headers.get_all(RANGE).iter().count() > 1 => {
+            let values: Vec<String> =
+                headers.get_all(RANGE).iter().map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()).collect();
+            return Err(RangeError { kind: RangeErrorKind::MultipleRanges, header: values.join(", "), size: info.size }.into());
+        }
         Ok(None) => None,
         Ok(Some(value)) => parse_range(value, info.size)?,
         Err(_) => {

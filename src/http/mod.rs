@@ -36,8 +36,10 @@ use axum::Router;
 use futures::TryStreamExt;
 
 pub use error::ApiError;
+pub use observe::route_of;
 
 use crate::error::ClientError;
+use crate::limits::MAX_CONTENT_LENGTH;
 use crate::metrics::route;
 use crate::names::RepositoryName;
 use crate::storage::{ByteStream, Storage};
@@ -249,7 +251,12 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     else {
         return Ok(None);
     };
-    value.trim().parse().map(Some).map_err(|_| invalid(value))
+    let length: u64 = value.trim().parse().map_err(|_| invalid(value))?;
+    if length > MAX_CONTENT_LENGTH {
+        let message = format!("Content-Length {length} exceeds the largest blob size, {MAX_CONTENT_LENGTH} bytes");
+        return Err(ClientError::SizeInvalid(message).into());
+    }
+    Ok(Some(length))
 }
 
 /// Turns a request body into the stream that storage reads, without buffering it.

@@ -61,7 +61,7 @@ pub(super) async fn trace_request(request: Request, next: Next) -> Response {
 }
 
 /// Returns the route name of a request path and the repository it names, if any.
-fn route_of(path: &str) -> (&'static str, Option<&str>) {
+pub fn route_of(path: &str) -> (&'static str, Option<&str>) {
     match path {
         "/v2" | "/v2/" => return (route::BASE, None),
         "/v2/_catalog" => return (route::CATALOG, None),

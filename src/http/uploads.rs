@@ -22,24 +22,28 @@ use crate::error::ClientError;
 use crate::mapping::UploadId;
 use crate::names::RepositoryName;
 use crate::range::{parse_content_range, ChunkRange};
-use crate::storage::{BlobInfo, UploadStatus};
+use crate::storage::{BlobInfo, ByteStream, UploadStatus};
 
 /// `POST /v2/<name>/blobs/uploads/`: mounts a blob from another repository (`?mount=&from=`),
 /// uploads a whole blob in one request (`?digest=`), or opens an upload session.
 ///
-/// A mount that cannot be done, because `from` is missing or does not hold the blob, falls back
-/// to the next form, as the OCI spec allows.
+/// A mount that cannot be done, because `mount` or `from` is missing or invalid or `from` does
+/// not hold the blob, falls back to the next form, as the OCI spec allows and as Docker
+/// Distribution does.
 pub(super) async fn start(state: &AppState, repository: &RepositoryName, request: Request) -> Result<Response, ApiError> {
     let query = QueryParams::from_uri(request.uri());
 
-    if let Some(mount) = query.get("mount") {
-        let digest: Digest = mount.parse()?;
-        if let Some(from) = query.get("from") {
-            let from = RepositoryName::parse(from)?;
-            if let Some(info) = state.storage.mount_blob(repository, &from, &digest).await? {
-                tracing::debug!(%from, digest = %info.digest, "blob mounted");
-                return blob_created(repository, &info);
+    if let (Some(mount), Some(from)) = (query.get("mount"), query.get("from")) {
+        match (mount.parse::<Digest>(), RepositoryName::parse(from)) {
+            (Ok(digest), Ok(from)) => {
+                if let Some(info) = state.storage.mount_blob(repository, &from, &digest).await? {
+                    tracing::debug!(%from, digest = %info.digest, "blob mounted");
+                    return blob_created(repository, &info);
+                }
             }
+            (digest, from) => tracing::debug!(
+                mount, from = ?from.err(), digest = ?digest.err(), "mount parameters are invalid; not mounting"
+            ),
         }
     }
 
@@ -113,15 +117,17 @@ pub(super) async fn put(state: &AppState, repository: &RepositoryName, id: &str,
     };
     let digest: Digest = digest.parse()?;
 
-    if let Some(chunk) = chunk_range(&id, &request)? {
-        check_length(content_length(request.headers())?, &chunk)?;
-        let offset = state.storage.upload_status(repository, &id).await?.offset;
-        if chunk.start != offset {
-            return Err(ClientError::UploadOutOfOrder { id: id.to_string(), start: chunk.start, offset }.into());
+    // A final chunk with `Content-Range` is written exactly as a PATCH, so that its start and
+    // length are checked the same way, and the commit then adds no bytes.
+    let body = match chunk_range(&id, &request)? {
+        Some(chunk) => {
+            check_length(content_length(request.headers())?, &chunk)?;
+            let chunk_body = body_stream(request.into_body());
+            state.storage.write_upload(repository, &id, chunk.start, Some(chunk.len()), chunk_body).await?;
+            Box::pin(futures::stream::empty()) as ByteStream
         }
-    }
-
-    let body = body_stream(request.into_body());
+        None => body_stream(request.into_body()),
+    };
     let info = state.storage.commit_upload(repository, &id, &digest, body).await?;
     blob_created(repository, &info)
 }
