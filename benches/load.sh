@@ -4,12 +4,15 @@
 #     iouring; and off, one gRPC content.Read stream per response),
 #   - nginx (Debian) serving the same blob file with sendfile on, the practical ceiling,
 #   - Docker Distribution (Debian package docker-registry, filesystem driver) holding the blob.
-# For 1 and 16 connections it prints throughput, server CPU seconds per GiB served (for this
-# registry: its own process plus containerd's), peak anonymous RSS during the run, and the ratios to nginx. Then it times
+# For 1 and 16 connections it prints throughput, requests per second, server CPU seconds per GiB
+# and microseconds per request (for this registry: its own process plus containerd's), peak
+# anonymous RSS during the run, and the ratios to nginx. The tiny blobs stand for configs and
+# small layers, where the cost per request, not per byte, decides. Then it times
 # pushes of a 1 GiB blob, monolithic and in 16 MiB chunks, against `ctr content ingest`.
 #
 # Usage (as root): benches/load.sh   Environment: DURATION (seconds per run, default 10),
-# LARGE_MIB (default 1024), SMALL_MIB (default 50), SMALL_COUNT (default 8), PUSH_RUNS (default 3).
+# LARGE_MIB (default 1024), SMALL_MIB (default 50), SMALL_COUNT (default 8), TINY_KIB (default 4),
+# TINY_COUNT (default 16), PUSH_RUNS (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,8 @@ DURATION=${DURATION:-10}
 LARGE_MIB=${LARGE_MIB:-1024}
 SMALL_MIB=${SMALL_MIB:-50}
 SMALL_COUNT=${SMALL_COUNT:-8}
+TINY_KIB=${TINY_KIB:-4}
+TINY_COUNT=${TINY_COUNT:-16}
 PUSH_RUNS=${PUSH_RUNS:-3}
 
 need=()
@@ -105,9 +110,10 @@ docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
 distribution_pid=$!; pids+=("$distribution_pid")
 wait_http "http://127.0.0.1:$dist_port/v2/"
 
-echo "== making blobs: one of $LARGE_MIB MiB, $SMALL_COUNT of $SMALL_MIB MiB"
+echo "== making blobs: one of $LARGE_MIB MiB, $SMALL_COUNT of $SMALL_MIB MiB, $TINY_COUNT of $TINY_KIB KiB"
 head -c "$((LARGE_MIB * 1024 * 1024))" /dev/urandom >"$work/large"
 for i in $(seq 1 "$SMALL_COUNT"); do head -c "$((SMALL_MIB * 1024 * 1024))" /dev/urandom >"$work/small$i"; done
+for i in $(seq 1 "$TINY_COUNT"); do head -c "$((TINY_KIB * 1024))" /dev/urandom >"$work/tiny$i"; done
 
 # Opens an upload session and sends the whole blob in its closing PUT, which both registries accept.
 push_monolithic() { # base-url repo file -> digest
@@ -125,6 +131,11 @@ small_digests=()
 for i in $(seq 1 "$SMALL_COUNT"); do
   small_digests+=("$(push_monolithic "http://127.0.0.1:$sendfile_port" load/app "$work/small$i")")
   push_monolithic "http://127.0.0.1:$dist_port" load/app "$work/small$i" >/dev/null
+done
+tiny_digests=()
+for i in $(seq 1 "$TINY_COUNT"); do
+  tiny_digests+=("$(push_monolithic "http://127.0.0.1:$sendfile_port" load/app "$work/tiny$i")")
+  push_monolithic "http://127.0.0.1:$dist_port" load/app "$work/tiny$i" >/dev/null
 done
 
 # nginx serves the same files from containerd's content directory.
@@ -177,12 +188,13 @@ server_pids() {
   esac
 }
 
-# wrk script that rotates over the small blobs' paths.
-write_rotation() { # system -> lua file
-  local file="$work/rotate-$1.lua"
+# wrk script that rotates over the paths of the small or the tiny blobs.
+write_rotation() { # system set -> lua file
+  local file="$work/rotate-$1-$2.lua" digests
+  if [ "$2" = tiny ]; then digests=("${tiny_digests[@]}"); else digests=("${small_digests[@]}"); fi
   {
     echo "paths = {"
-    for digest in "${small_digests[@]}"; do
+    for digest in "${digests[@]}"; do
       local url; url=$(url_of "$1" "$digest"); echo "  \"/${url#http://*/}\","
     done
     echo "}"
@@ -200,7 +212,7 @@ results="$work/results.tsv"
 run_load() { # system set connections
   local system=$1 set=$2 conns=$3 url script=() threads=1
   [ "$conns" -gt 1 ] && threads=2
-  if [ "$set" = large ]; then url=$(url_of "$system" "$large_digest"); else url=$(url_of "$system" "${small_digests[0]}"); script=(-s "$(write_rotation "$system")"); fi
+  if [ "$set" = large ]; then url=$(url_of "$system" "$large_digest"); else url=$(url_of "$system" "${small_digests[0]}"); script=(-s "$(write_rotation "$system" "$set")"); fi
   local pids_now; read -r -a pids_now <<<"$(server_pids "$system")"
   local idle_rss; idle_rss=$(anon_rss_kib "${pids_now[@]}")
   local stop="$work/sampling-$system-$set-$conns"
@@ -212,23 +224,25 @@ run_load() { # system set connections
   touch "$stop"
   wait "$sampler"
   local read_text; read_text=$(echo "$out" | awk '/requests in/ {print $(NF-1)}')
+  local requests; requests=$(echo "$out" | awk '/requests in/ {print $1}')
   local seconds; seconds=$(echo "$out" | awk '/requests in/ {sub(/s,$/, "", $4); print $4}')
   local errors; errors=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
   local bytes; bytes=$(to_bytes "$read_text")
   local peak_rss; peak_rss=$(cat "$stop.max")
-  python3 - "$system" "$set" "$conns" "$bytes" "$seconds" "$((after - before))" "$hz" "$peak_rss" "$idle_rss" "$errors" >>"$results" <<'PY'
+  python3 - "$system" "$set" "$conns" "$bytes" "$seconds" "$((after - before))" "$hz" "$peak_rss" "$idle_rss" "$requests" "$errors" >>"$results" <<'PY'
 import sys
-system, blob_set, conns, nbytes, seconds, ticks, hz, rss, idle, errors = sys.argv[1:]
-nbytes, seconds, ticks, hz = int(nbytes), float(seconds), int(ticks), int(hz)
+system, blob_set, conns, nbytes, seconds, ticks, hz, rss, idle, requests, errors = sys.argv[1:]
+nbytes, seconds, ticks, hz, requests = int(nbytes), float(seconds), int(ticks), int(hz), int(requests)
 gib = nbytes / 1024**3
 mibs = nbytes / 1024**2 / seconds
 cpu = ticks / hz
-print(f"{system}\t{blob_set}\t{conns}\t{mibs:.0f}\t{(cpu / gib) if gib else float('nan'):.3f}\t{int(rss) / 1024:.1f}\t{(int(rss) - int(idle)) / 1024:.1f}\t{errors.strip()}")
+per_request_us = cpu / requests * 1e6 if requests else float('nan')
+print(f"{system}\t{blob_set}\t{conns}\t{mibs:.0f}\t{(cpu / gib) if gib else float('nan'):.3f}\t{int(rss) / 1024:.1f}\t{(int(rss) - int(idle)) / 1024:.1f}\t{requests / seconds:.0f}\t{per_request_us:.1f}\t{errors.strip()}")
 PY
 }
 
 echo "== GET load, ${DURATION}s per run"
-for set in large small; do
+for set in large small tiny; do
   for conns in 1 16; do
     for system in nginx sendfile mmap iouring grpc distribution; do
       run_load "$system" "$set" "$conns"
@@ -236,14 +250,14 @@ for set in large small; do
   done
 done
 
-python3 - "$results" "$LARGE_MIB" "$SMALL_COUNT" "$SMALL_MIB" <<'PY'
+python3 - "$results" "$LARGE_MIB" "$SMALL_COUNT" "$SMALL_MIB" "$TINY_COUNT" "$TINY_KIB" <<'PY'
 import sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 names = {"nginx": "nginx sendfile", "sendfile": "registry sendfile (default)", "mmap": "registry mmap", "iouring": "registry io_uring", "grpc": "registry fastpath off (gRPC)", "distribution": "Docker Distribution"}
-sets = {"large": f"1 blob of {sys.argv[2]} MiB", "small": f"{sys.argv[3]} blobs of {sys.argv[4]} MiB"}
+sets = {"large": f"1 blob of {sys.argv[2]} MiB", "small": f"{sys.argv[3]} blobs of {sys.argv[4]} MiB", "tiny": f"{sys.argv[5]} blobs of {sys.argv[6]} KiB"}
 print()
-print(f"{'blobs':<20} {'conns':>5}  {'system':<30} {'MiB/s':>7} {'x nginx':>8} {'CPU s/GiB':>10} {'x nginx':>8} {'anon RSS MiB':>13} {'added':>6}")
-for blob_set in ("large", "small"):
+print(f"{'blobs':<20} {'conns':>5}  {'system':<30} {'MiB/s':>7} {'x nginx':>8} {'CPU s/GiB':>10} {'x nginx':>8} {'anon RSS MiB':>13} {'added':>6} {'req/s':>8} {'CPU us/req':>10}")
+for blob_set in ("large", "small", "tiny"):
     for conns in ("1", "16"):
         group = [r for r in rows if r[1] == blob_set and r[2] == conns]
         base = next(r for r in group if r[0] == "nginx")
@@ -251,8 +265,8 @@ for blob_set in ("large", "small"):
             tput, cpu = float(r[3]), float(r[4])
             ratio_t = tput / float(base[3]) if float(base[3]) else float("nan")
             ratio_c = cpu / float(base[4]) if float(base[4]) else float("nan")
-            note = f"  {r[7]}" if len(r) > 7 and r[7] else ""
-            print(f"{sets[blob_set]:<20} {conns:>5}  {names[r[0]]:<30} {tput:>7.0f} {ratio_t:>8.2f} {cpu:>10.3f} {ratio_c:>8.2f} {r[5]:>13} {r[6]:>6}{note}")
+            note = f"  {r[9]}" if len(r) > 9 and r[9] else ""
+            print(f"{sets[blob_set]:<20} {conns:>5}  {names[r[0]]:<30} {tput:>7.0f} {ratio_t:>8.2f} {cpu:>10.3f} {ratio_c:>8.2f} {r[5]:>13} {r[6]:>6} {r[7]:>8} {r[8]:>10}{note}")
 PY
 
 echo
