@@ -2,7 +2,7 @@
 //! the main port returns 503 `UNAVAILABLE` until a check succeeds again, as Docker Distribution
 //! does.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,6 +87,19 @@ pub async fn gate(State(monitor): State<Arc<HealthMonitor>>, request: Request, n
             response
         }
     }
+}
+
+/// Set once the server has received SIGTERM or SIGINT and drains: `/debug/health` then reports
+/// 503, so that load balancers and readiness probes stop sending clients to this instance.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Marks the process as draining; there is no way back.
+pub fn start_draining() {
+    DRAINING.store(true, Ordering::Relaxed);
+}
+
+pub fn is_draining() -> bool {
+    DRAINING.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -229,6 +229,17 @@ async fn shutdown_signal() {
         _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
     }
+    health::start_draining();
+
+    // A second signal during the drain means the operator does not want to wait for it.
+    tokio::spawn(async move {
+        let signal = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        };
+        tracing::warn!(signal, "second signal during the drain; exiting without waiting for requests in flight");
+        std::process::exit(1);
+    });
 }
 
 /// Prints what the registry would use: containerd's version, namespace, root and content

@@ -35,21 +35,6 @@ fn start_registry(dir: &Path, containerd: &Containerd, fast_path: &str, http_ext
     RegistryProcess::start_with_config(&path)
 }
 
-/// Reads the registry's log until the debug server reports its address.
-fn debug_addr(process: &RegistryProcess) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        for line in process.drain_log() {
-            if line.contains("debug server started") {
-                let start = line.find("addr=").expect("debug server line has addr") + 5;
-                return line[start..].split_whitespace().next().unwrap().parse().expect("debug addr parses");
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the registry did not report its debug server address");
-}
-
 /// The metrics of one scrape, by series (`name{labels}`).
 struct Scrape(HashMap<String, f64>);
 
@@ -141,7 +126,7 @@ async fn metrics_count_pushes_and_pulls_by_strategy() {
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
     let process = start_registry(dir.path(), &containerd, "sendfile", DEBUG_WITH_METRICS, "");
-    let debug = debug_addr(&process);
+    let debug = process.debug_addr();
     let registry = Registry::new(process.addr);
 
     let start = scrape(debug).await;
@@ -244,7 +229,7 @@ async fn upload_gauge_counts_upload_in_flight() {
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
     let process = start_registry(dir.path(), &containerd, "sendfile", DEBUG_WITH_METRICS, "");
-    let debug = debug_addr(&process);
+    let debug = process.debug_addr();
     let registry = Registry::new(process.addr);
 
     let started = registry.send(Method::POST, "/v2/metrics/upload/blobs/uploads/", &[], Vec::new()).await;
@@ -283,7 +268,7 @@ async fn grpc_reads_are_counted_with_their_rpcs() {
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
     let process = start_registry(dir.path(), &containerd, "off", DEBUG_WITH_METRICS, "");
-    let debug = debug_addr(&process);
+    let debug = process.debug_addr();
     let registry = Registry::new(process.addr);
     let image = registry.push_image("metrics/grpc", "v1", 9, 1, 200_000).await;
     let blobs = image.blobs();
@@ -311,7 +296,7 @@ async fn debug_health_follows_storage_check() {
     let dir = tempfile::tempdir().unwrap();
     let health = "health:\n  storagedriver:\n    enabled: true\n    interval: 1s\n    threshold: 2\n";
     let process = start_registry(dir.path(), &containerd, "sendfile", "  debug:\n    addr: 127.0.0.1:0\n", health);
-    let debug = debug_addr(&process);
+    let debug = process.debug_addr();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let health_url = format!("http://{debug}/debug/health");
 
@@ -356,7 +341,7 @@ async fn debug_health_without_check_is_ok() {
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
     let process = start_registry(dir.path(), &containerd, "sendfile", DEBUG_WITH_METRICS, "");
-    let debug = debug_addr(&process);
+    let debug = process.debug_addr();
 
     let response = reqwest::Client::builder().no_proxy().build().unwrap().get(format!("http://{debug}/debug/health")).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -372,7 +357,7 @@ async fn refused_content_length_is_counted_and_logged() {
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
     let process = start_registry(dir.path(), &containerd, "sendfile", DEBUG_WITH_METRICS, "");
-    let debug = debug_addr(&process);
+    let debug = process.debug_addr();
     let before = scrape(debug).await;
 
     let head = format!(

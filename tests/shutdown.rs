@@ -193,3 +193,87 @@ async fn draintimeout_bounds_exit_time() {
         assert!(received < CHUNKS * CHUNK as u64, "{name}: the stalled download completed although the registry exited");
     }
 }
+
+/// A connection whose request head is incomplete when SIGTERM arrives holds no request, so the
+/// drain does not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_head_does_not_hold_the_drain() {
+    let containerd = Containerd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = start_registry(dir.path(), &containerd, "incomplete", "  draintimeout: 20s\n");
+    let mut partial = TcpStream::connect(process.addr).await.unwrap();
+    partial.write_all(b"GET /v2/ HT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let signalled = Instant::now();
+    process.terminate();
+    let status = tokio::task::block_in_place(|| process.wait_for_exit(Duration::from_secs(10)));
+    let status = status.expect("registry still running 10 s after SIGTERM");
+    assert!(status.success(), "registry exited with {status}");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "exit took {:?}", signalled.elapsed());
+}
+
+/// During the drain `/debug/health` reports 503, and a second SIGTERM ends the drain at once
+/// with exit status 1, cutting the request in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_sigterm_ends_the_drain() {
+    const CHUNKS: u64 = 64;
+    let containerd = Containerd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let http = "  draintimeout: 5m\n  debug:\n    addr: 127.0.0.1:0\n";
+    let mut process = start_registry(dir.path(), &containerd, "second", http);
+    let debug = process.debug_addr();
+    let addr = process.addr;
+    let digest = push_generated_blob(addr, "drain/second", CHUNKS).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let health = client.get(format!("http://{debug}/debug/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let mut download = start_download(addr, "drain/second", &digest).await;
+    download.chunk().await.unwrap().expect("body starts");
+    process.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let health = client.get(format!("http://{debug}/debug/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    assert_eq!(health.text().await.unwrap(), r#"{"status":"draining"}"#);
+    assert!(process.wait_for_exit(Duration::ZERO).is_none(), "the drain waits for the stalled download");
+
+    let signalled = Instant::now();
+    process.terminate();
+    let status = tokio::task::block_in_place(|| process.wait_for_exit(Duration::from_secs(10)));
+    let status = status.expect("registry still running 10 s after the second SIGTERM");
+    assert_eq!(status.code(), Some(1), "exit status after the second SIGTERM");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "exit took {:?}", signalled.elapsed());
+}
+
+/// A connection that does not complete a request head within 30 s is closed, whether the front
+/// or hyper reads it, so such connections cannot pile up until file descriptors run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_head_is_closed_after_30_seconds() {
+    let containerd = Containerd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let process = start_registry(dir.path(), &containerd, "slow", "");
+    let addr = process.addr;
+
+    let mut front = TcpStream::connect(addr).await.unwrap();
+    front.write_all(b"GET /v2/ HTTP/1.1\r\nHost: a\r\n").await.unwrap();
+    let mut hyper = idle_connection(addr, "/v2/", 2).await;
+    hyper.write_all(b"GET /v2/ HTTP/1.1\r\nHost: a\r\n").await.unwrap();
+    let opened = Instant::now();
+
+    for (name, mut stream) in [("front", front), ("hyper", hyper)] {
+        let mut buffer = [0u8; 256];
+        let deadline = Duration::from_secs(40).saturating_sub(opened.elapsed());
+        let read = tokio::time::timeout(deadline, stream.read(&mut buffer)).await;
+        let closed_after = opened.elapsed();
+        match read {
+            // hyper sends 408 for an incomplete head it times out, then closes.
+            Ok(Ok(count)) if count == 0 || buffer.starts_with(b"HTTP/1.1 408") => {}
+            Ok(Err(_)) => {}
+            Ok(Ok(count)) => panic!("{name}: read {count} bytes: {:?}", String::from_utf8_lossy(&buffer[..count])),
+            Err(_) => panic!("{name}: connection still open after 40 s"),
+        }
+        assert!(closed_after >= Duration::from_secs(29), "{name}: closed after {closed_after:?}");
+    }
+    drop(process);
+}

@@ -33,7 +33,7 @@ use axum::response::IntoResponse;
 use axum::Router;
 use bytes::{Buf, BytesMut};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,6 +55,16 @@ use crate::storage::containerd::ContainerdStorage;
 
 /// Pause after a failed `accept`, which is usually a full file descriptor table.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// Minimum time between two warnings about failed `accept` calls; the ones in between are
+/// counted and reported with the next warning.
+const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Time a connection has to send a complete request head, counted from when the server starts
+/// waiting for it, so an idle keep-alive connection is also closed after it. Without a limit,
+/// clients that open connections and never finish a head would hold file descriptors until
+/// none are left. hyper applies the same limit, its default, to the connections it serves.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Maximum time a client may take to complete its TLS handshake, which bounds how long a silent
 /// connection keeps a task busy before its first request.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +98,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
     let graceful = GracefulShutdown::new();
     let (stop_sender, stop) = watch::channel(false);
     let active = Arc::new(());
+    let mut accept_failures = AcceptFailures::default();
     tokio::pin!(shutdown);
 
     loop {
@@ -95,7 +106,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "accepting a connection failed");
+                    accept_failures.record(&error);
                     tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                     continue;
                 }
@@ -143,6 +154,26 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
         if open > 0 {
             tracing::warn!(open_connections = open, "drain timeout expired; closing connections with requests in flight");
         }
+    }
+}
+
+/// Failed `accept` calls, warned about at most once per [`ACCEPT_WARNING_INTERVAL`]: with the
+/// file descriptor table full, every retry fails.
+#[derive(Default)]
+struct AcceptFailures {
+    last_warning: Option<Instant>,
+    unreported: u64,
+}
+
+impl AcceptFailures {
+    fn record(&mut self, error: &std::io::Error) {
+        self.unreported += 1;
+        if self.last_warning.is_some_and(|last| last.elapsed() < ACCEPT_WARNING_INTERVAL) {
+            return;
+        }
+        tracing::warn!(%error, failures = self.unreported, "accepting connections fails");
+        self.last_warning = Some(Instant::now());
+        self.unreported = 0;
     }
 }
 
@@ -205,20 +236,27 @@ impl Connection {
     }
 
     /// Reads until `buffer` contains a complete head or something the front does not serve.
-    /// Returns `None` when the client closed the connection, or when the server is stopping and
-    /// no request has started.
+    /// Returns `None` when the client closed the connection, when no complete head arrived
+    /// within [`HEAD_TIMEOUT`], or when the server is stopping before a complete head arrived.
     async fn read_head(&mut self, stream: &mut ClientStream, buffer: &mut BytesMut) -> Option<Parsed> {
+        let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
         loop {
             match request::parse(buffer) {
                 Parsed::Incomplete => {}
                 parsed => return Some(parsed),
             }
-            if buffer.is_empty() && *self.stop.borrow() {
+            // A request whose head is not complete has not started: the drain does not wait
+            // for it.
+            if *self.stop.borrow() {
                 return None;
             }
             let read = tokio::select! {
                 read = stream.read_buf(buffer) => read,
-                _ = self.stop.changed(), if buffer.is_empty() => return None,
+                _ = self.stop.changed() => return None,
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::debug!(peer = %self.peer, buffered = buffer.len(), timeout_secs = HEAD_TIMEOUT.as_secs(), "no complete request head in time; closing the connection");
+                    return None;
+                }
             };
             match read {
                 Ok(0) | Err(_) => return None,
@@ -384,7 +422,8 @@ impl Connection {
         });
 
         let io = TokioIo::new(Rewind::new(buffer.freeze(), stream));
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT);
         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         if let Err(error) = watcher.watch(connection).await {
             tracing::debug!(%peer, %error, "connection ended with an error");

@@ -46,9 +46,12 @@ pub async fn start(config: &DebugConfig, health: Option<Arc<HealthMonitor>>) -> 
 }
 
 /// `GET /debug/health`: 200 while the storage health check passes or is off, 503 with the
-/// check's last error while it fails.
+/// check's last error while it fails, and 503 `draining` once shutdown has begun.
 async fn health_report(State(health): State<Option<Arc<HealthMonitor>>>) -> Response {
     let (status, body) = match &health {
+        _ if crate::health::is_draining() => {
+            (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "draining" }))
+        }
         None => (StatusCode::OK, serde_json::json!({ "status": "ok", "storagedriver": "off" })),
         Some(monitor) if monitor.is_healthy() => (StatusCode::OK, serde_json::json!({ "status": "ok", "storagedriver": "ok" })),
         Some(monitor) => {

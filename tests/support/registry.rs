@@ -100,6 +100,22 @@ impl RegistryProcess {
         self.log_lines.try_iter().collect()
     }
 
+    /// Reads the log until the debug listener of `http.debug.addr` reports its address. Lines
+    /// read before it are consumed.
+    pub fn debug_addr(&self) -> std::net::SocketAddr {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            for line in self.drain_log() {
+                if line.contains("debug server started") {
+                    let start = line.find("addr=").expect("debug server line has addr") + 5;
+                    return line[start..].split_whitespace().next().unwrap().parse().expect("debug addr parses");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the registry did not report its debug server address");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
