@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
 pub use challenge::{BearerError, Challenge, Denial};
-pub use htpasswd::Htpasswd;
+pub use htpasswd::{Htpasswd, Verification};
 pub use keys::libtrust_key_id;
 pub use scope::Access;
 pub use token::{Claims, TokenError, TokenVerifier, LEEWAY_SECONDS};
@@ -82,6 +82,15 @@ impl Authorizer {
         Ok(authorizer)
     }
 
+    /// Returns the number of users in the htpasswd file as last read; `None` with token auth or
+    /// while the file is unusable.
+    pub fn htpasswd_user_count(&self) -> Option<usize> {
+        match &self.controller {
+            Controller::Htpasswd { file, .. } => file.user_count(),
+            Controller::Token { .. } => None,
+        }
+    }
+
     /// Authenticates the `Authorization` header and checks that it grants every item of
     /// `required`.
     pub async fn authorize(&self, authorization: Option<&str>, required: Vec<Access>) -> Result<Grant, Denial> {
@@ -90,10 +99,20 @@ impl Authorizer {
                 let Some((user, password)) = authorization.and_then(basic_credentials) else {
                     return Err(self.deny(required, None, "authentication required: send Basic credentials".to_owned()));
                 };
-                if file.verify(&user, &password).await {
-                    Ok(Grant::Everything)
-                } else {
-                    Err(self.deny(required, None, format!("user name or password is incorrect for user {user:?}")))
+                // The 401 leaves out the file's path, which is a host detail. The error with
+                // the path is logged when the file is read.
+                match file.verify(&user, &password).await {
+                    Verification::Accepted => Ok(Grant::Everything),
+                    Verification::Rejected => {
+                        Err(self.deny(required, None, format!("user name or password is incorrect for user {user:?}")))
+                    }
+                    Verification::FileUnusable => Err(self.deny(
+                        required,
+                        None,
+                        "the registry's credentials file cannot be read, so no user can log in; \
+                         the registry's log names the file and the error"
+                            .to_owned(),
+                    )),
                 }
             }
             Controller::Token { verifier, .. } => {
