@@ -11,8 +11,8 @@
 //! - [`http`]: the OCI Distribution HTTP API over any [`storage::Storage`].
 //! - [`range`]: `Range` and `Content-Range` parsing.
 //! - [`pagination`]: the `n` and `last` parameters of `_catalog` and tags list.
-//! - [`server`]: start-up, serving and the `check` report; [`socket`] and [`contentdir`] diagnose
-//!   access to containerd's socket and content directory.
+//! - [`server`]: start-up and serving; [`check`]: the `check` report of what `serve` would use;
+//!   [`socket`] and [`contentdir`] diagnose access to containerd's socket and content directory.
 //! - [`front`]: connection handling: plain HTTP/1.1 blob GETs served with sendfile, the rest
 //!   by hyper and the router.
 //! - [`tls`]: the rustls server config built from `http.tls`.
@@ -41,6 +41,7 @@ pub mod range;
 pub mod contentdir;
 pub mod logging;
 pub mod server;
+pub mod check;
 pub mod socket;
 pub mod fastpath;
 pub mod front;

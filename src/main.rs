@@ -1,5 +1,5 @@
-//! The `containerd-registry` command: `serve` runs the registry, `check` reports how it would
-//! reach containerd.
+//! The `containerd-registry` command: `serve` runs the registry, `check` opens the same files and
+//! containerd connection and reports what the registry would use.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use containerd_registry::{config, logging, server};
+use containerd_registry::{check, config, logging, server};
 
 #[derive(Parser)]
 #[command(version, about = "An OCI Distribution registry whose storage driver is containerd")]
@@ -23,7 +23,8 @@ enum Command {
         /// Docker Distribution style config.yml; without it, defaults and REGISTRY_* variables apply.
         config: Option<PathBuf>,
     },
-    /// Load the configuration, connect to containerd and report what the registry would use.
+    /// Open the TLS and auth files, connect to containerd and report what `serve` would use,
+    /// without listening; fails where `serve` would fail before listening.
     Check {
         /// Docker Distribution style config.yml.
         config: Option<PathBuf>,
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
             logging::init(&config.log);
             runtime.block_on(server::serve(config))
         }
-        Command::Check { .. } => runtime.block_on(server::check(&config, &mut std::io::stdout())),
+        Command::Check { .. } => runtime.block_on(check::check(&config, &mut std::io::stdout())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
-//! Start-up: connect to containerd, find the content directory, bind and serve the HTTP API.
+//! Start-up: open the TLS and auth files, connect to containerd, find the content directory,
+//! bind and serve the HTTP API.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -8,6 +8,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::front::FrontOptions;
 
@@ -22,13 +23,34 @@ use crate::storage::containerd::ContainerdStorage;
 use crate::storage::Storage;
 
 /// containerd connected and checked, with the content directory it uses.
-struct Backend {
-    storage: ContainerdStorage,
-    version: String,
-    content_dir: ContentDir,
+pub(crate) struct Backend {
+    pub(crate) storage: ContainerdStorage,
+    pub(crate) version: String,
+    pub(crate) content_dir: ContentDir,
 }
 
-async fn connect(config: &Config) -> Result<Backend, String> {
+/// The TLS acceptor and the authorizer of the registry port, `None` where the config turns them
+/// off.
+pub(crate) struct PortSecurity {
+    pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) auth: Option<Arc<Authorizer>>,
+}
+
+/// Reads the `http.tls` files and the `auth` files, as both `serve` and `check` do before they
+/// contact containerd. Each error names the config key and the file.
+pub(crate) fn open_port_security(config: &Config) -> Result<PortSecurity, String> {
+    let tls = config.http.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let auth = match &config.auth {
+        Some(auth_config) => Some(Arc::new(Authorizer::open(auth_config)?)),
+        None => None,
+    };
+    if auth.is_some() {
+        tracing::info!(controller = auth_kind(config), "authentication required for every request");
+    }
+    Ok(PortSecurity { tls, auth })
+}
+
+pub(crate) async fn connect(config: &Config) -> Result<Backend, String> {
     let Driver::Containerd(containerd) = &config.storage.driver;
     check_socket(&containerd.address)?;
 
@@ -61,16 +83,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
     for (key, reason) in &config.ignored_keys {
         tracing::warn!(key = %key, reason, "config key has no effect in this registry");
     }
-    let tls = config.http.tls.as_ref().map(crate::tls::acceptor).transpose()?;
-    // Auth files are read before containerd is contacted, so a bad htpasswd file or
-    // certificate bundle fails start-up at once.
-    let auth = match &config.auth {
-        Some(auth_config) => Some(Arc::new(Authorizer::open(auth_config)?)),
-        None => None,
-    };
-    if auth.is_some() {
-        tracing::info!(controller = auth_kind(&config), "authentication required for every request");
-    }
+    // TLS and auth files are read before containerd is contacted, so a bad certificate,
+    // htpasswd file or token bundle fails start-up at once.
+    let PortSecurity { tls, auth } = open_port_security(&config)?;
     let backend = connect(&config).await?;
     tracing::info!(
         version = %backend.version,
@@ -160,7 +175,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
 
 /// Returns where absolute `Location` URLs take their scheme and host from, or `None` with
 /// `http.relativeurls`.
-fn location_base(config: &Config, tls: bool) -> Option<LocationBase> {
+pub(crate) fn location_base(config: &Config, tls: bool) -> Option<LocationBase> {
     if config.http.relative_urls {
         return None;
     }
@@ -240,40 +255,4 @@ async fn shutdown_signal() {
         tracing::warn!(signal, "second signal during the drain; exiting without waiting for requests in flight");
         std::process::exit(1);
     });
-}
-
-/// Prints what the registry would use: containerd's version, namespace, root and content
-/// directory with its source and whether the fast path can read it.
-pub async fn check(config: &Config, out: &mut impl Write) -> Result<(), String> {
-    let Driver::Containerd(containerd) = &config.storage.driver;
-    let tls = match &config.http.tls {
-        Some(tls) => {
-            crate::tls::acceptor(tls)?;
-            format!("on ({}, key {})", tls.certificate.display(), tls.key.display())
-        }
-        None => "off".to_owned(),
-    };
-    let backend = connect(config).await?;
-    let content_dir = &backend.content_dir;
-    let fast_path = match (&content_dir.readable, containerd.fast_path) {
-        (Ok(()), FastPathMode::Off) => "off (fastpath: off): blobs are served through gRPC".to_owned(),
-        (Ok(()), mode) => format!("{}: blobs are served from the content directory", mode.as_str()),
-        (Err(reason), _) => format!("content directory not readable ({reason}): blobs are served through gRPC"),
-    };
-
-    let report = format!(
-        "containerd:  {} (version {})\nnamespace:   {}\nroot:        {}\ncontentdir:  {} (from {})\nfast path:   {}\nlisten:      {}\ntls:         {}\ndelete:      {}\nread-only:   {}\n",
-        containerd.address.display(),
-        backend.version,
-        containerd.namespace,
-        containerd.root,
-        content_dir.path.display(),
-        content_dir.source,
-        fast_path,
-        config.http.addr,
-        tls,
-        if config.storage.delete_enabled { "enabled" } else { "disabled" },
-        if config.storage.read_only { "yes: pushes and deletes get 405" } else { "no" },
-    );
-    out.write_all(report.as_bytes()).map_err(|error| error.to_string())
 }

@@ -214,6 +214,136 @@ async fn missing_htpasswd_file_fails_start_up() {
     }
 }
 
+#[tokio::test]
+async fn broken_htpasswd_gets_file_error() {
+    let containerd = Containerd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (process, _debug) = start_registry(dir.path(), &containerd, &htpasswd_yaml(dir.path()));
+    let registry = Registry::new(process.addr);
+    let good = basic(USER, PASSWORD);
+    let reply = send(&registry, Method::GET, "/v2/", Some(&good), Vec::new()).await;
+    assert_eq!(reply.status, 200);
+
+    // An MD5 line, written with the old modification time restored, as `touch -r` would.
+    let path = dir.path().join("htpasswd");
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&path, format!("{USER}:$apr1$abc$def\n")).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+
+    let reply = send(&registry, Method::GET, "/v2/", Some(&good), Vec::new()).await;
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_error(&reply, 401, "UNAUTHORIZED");
+    assert!(body.contains("credentials file cannot be read"), "{body}");
+    assert!(!body.contains(&dir.path().display().to_string()), "the 401 must not name host paths: {body}");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut logged = false;
+    while !logged && Instant::now() < deadline {
+        logged = process.drain_log().iter().any(|line| line.contains("htpasswd file is unusable") && line.contains(&path.display().to_string()));
+        if !logged {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(logged, "the log must name the htpasswd file");
+}
+
+/// Runs `containerd-registry COMMAND CONFIG` and returns its output.
+fn run_binary(command: &str, config: &Path) -> std::process::Output {
+    run(Command::new(env!("CARGO_BIN_EXE_containerd-registry")).arg(command).arg(config))
+}
+
+#[test]
+fn check_fails_like_serve_on_bad_auth_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = token_server::Keys::generate(dir.path());
+    let md5_file = dir.path().join("md5-htpasswd");
+    std::fs::write(&md5_file, "carol:$apr1$abc$def\n").unwrap();
+    let absent_htpasswd = dir.path().join("absent-htpasswd");
+    let absent_bundle = dir.path().join("absent-root.pem");
+
+    // Each case: the auth section, then what the error must name.
+    let cases = [
+        (
+            format!("auth:\n  htpasswd:\n    realm: r\n    path: {}\n", absent_htpasswd.display()),
+            vec![absent_htpasswd.display().to_string()],
+        ),
+        (
+            format!("auth:\n  htpasswd:\n    realm: r\n    path: {}\n", md5_file.display()),
+            vec![md5_file.display().to_string(), "\"carol\"".to_owned()],
+        ),
+        (
+            format!(
+                "auth:\n  token:\n    realm: https://auth.test/token\n    service: s\n    issuer: i\n    rootcertbundle: {}\n",
+                absent_bundle.display()
+            ),
+            vec!["auth.token.rootcertbundle".to_owned(), absent_bundle.display().to_string()],
+        ),
+        (
+            format!(
+                "auth:\n  token:\n    realm: https://auth.test/token\n    service: s\n    issuer: i\n    rootcertbundle: {}\n    signingalgorithms: [ES512]\n",
+                keys.bundle_path.display()
+            ),
+            vec!["auth.token.signingalgorithms".to_owned(), "\"ES512\"".to_owned()],
+        ),
+    ];
+    for (auth, expected) in cases {
+        // The socket does not exist, so a command that reached containerd would fail with
+        // another message.
+        let config = dir.path().join("config.yml");
+        let text = format!("http:\n  addr: 127.0.0.1:0\nstorage:\n  containerd:\n    address: {}/no.sock\n{auth}", dir.path().display());
+        std::fs::write(&config, text).unwrap();
+
+        let mut messages = Vec::new();
+        for command in ["check", "serve"] {
+            let output = run_binary(command, &config);
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(output.status.code(), Some(1), "{command} with {auth}: {stderr}");
+            for text in &expected {
+                assert!(stderr.contains(text.as_str()), "{command} must name {text}: {stderr}");
+            }
+            let message = stderr.lines().find(|line| line.starts_with("containerd-registry: ")).map(str::to_owned);
+            messages.push(message.unwrap_or_else(|| panic!("{command} printed no error line: {stderr}")));
+        }
+        assert_eq!(messages[0], messages[1], "check and serve fail with the same error");
+    }
+}
+
+#[test]
+fn check_reports_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let containerd = Containerd::start();
+    let keys = token_server::Keys::generate(dir.path());
+    let htpasswd = htpasswd_yaml(dir.path());
+    let token = format!(
+        "auth:\n  token:\n    realm: https://auth.test/token\n    service: registry.test\n    issuer: issuer.test\n    rootcertbundle: {}\n",
+        keys.bundle_path.display()
+    );
+    let cases = [
+        ("", "auth:        none: anyone who reaches the port may pull, push and delete".to_owned()),
+        (htpasswd.as_str(), format!("auth:        htpasswd (realm \"test realm\", 1 user in {})", dir.path().join("htpasswd").display())),
+        (token.as_str(), "auth:        token (realm https://auth.test/token, service \"registry.test\", issuer \"issuer.test\")".to_owned()),
+    ];
+    for (auth, expected) in cases {
+        let config = dir.path().join("check.yml");
+        let text = format!(
+            "http:\n  addr: 127.0.0.1:0\n  relativeurls: true\n  draintimeout: 15s\nstorage:\n  containerd:\n    address: {}\n    namespace: auth\n{auth}",
+            containerd.socket().display()
+        );
+        std::fs::write(&config, text).unwrap();
+
+        let output = run_binary("check", &config);
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "check failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(report.lines().any(|line| line == expected), "expected {expected:?} in:\n{report}");
+        assert!(report.contains("\ntls:         off\n"), "{report}");
+        assert!(report.contains("\ndebug:       off\n"), "{report}");
+        assert!(report.contains("\nlocations:   relative paths (http.relativeurls)\n"), "{report}");
+        assert!(report.contains("\ndrain:       15s: requests in flight may finish before exit\n"), "{report}");
+        assert!(report.contains("\nfast path:   sendfile: "), "{report}");
+    }
+}
+
 // The token server runs on the test's runtime while skopeo blocks the test thread, so the
 // runtime needs a worker thread of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -322,6 +322,39 @@ fn unreadable_certificate_fails_start_up_naming_the_file() {
     }
 }
 
+#[test]
+fn check_reports_tls_and_mmap_fast_path() {
+    let containerd = Containerd::start();
+    let pki = Pki::new();
+    let config = pki.path("check.yml");
+    let text = format!(
+        "http:\n  addr: 127.0.0.1:0\n  host: https://registry.test:5443\n  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n{}storage:\n  containerd:\n    address: {}\n    namespace: check\n    fastpath: sendfile\n",
+        pki.tls_yaml(&format!("    clientcas: [{}]\n    minimumtls: tls1.3\n", pki.path("ca.pem").display())),
+        containerd.socket().display()
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_containerd-registry")).arg("check").arg(&config).output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "check failed: {}", String::from_utf8_lossy(&output.stderr));
+    let tls = format!(
+        "tls:         on (minimum tls1.3, client certificates required; certificate {}, key {})",
+        pki.path("server.pem").display(),
+        pki.path("server-key.pem").display()
+    );
+    let expected = [
+        "fast path:   mmap: blobs are served from the content directory (fastpath: sendfile, but sendfile cannot encrypt TLS)",
+        tls.as_str(),
+        "auth:        none: anyone who reaches the port may pull, push and delete",
+        "debug:       127.0.0.1:0 (health and metrics at /metrics)",
+        "locations:   absolute, https://registry.test:5443 (http.host)",
+        "drain:       0s: requests in flight are cut off at shutdown",
+    ];
+    for line in expected {
+        assert!(report.lines().any(|reported| reported == line), "expected {line:?} in:\n{report}");
+    }
+}
+
 #[tokio::test]
 async fn bad_content_length_over_tls_gets_oci_error() {
     use std::sync::Arc;
