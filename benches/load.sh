@@ -12,7 +12,7 @@
 #
 # Usage (as root): benches/load.sh   Environment: DURATION (seconds per run, default 10),
 # LARGE_MIB (default 1024), SMALL_MIB (default 50), SMALL_COUNT (default 8), TINY_KIB (default 4),
-# TINY_COUNT (default 16), PUSH_RUNS (default 3).
+# TINY_COUNT (default 16), PUSH_RUNS (default 3), PARTS (default "get push": which parts to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ SMALL_COUNT=${SMALL_COUNT:-8}
 TINY_KIB=${TINY_KIB:-4}
 TINY_COUNT=${TINY_COUNT:-16}
 PUSH_RUNS=${PUSH_RUNS:-3}
+PARTS=${PARTS:-get push}
 
 need=()
 for pair in wrk:wrk nginx:nginx-light docker-registry:docker-registry containerd:containerd curl:curl; do
@@ -119,10 +120,10 @@ for i in $(seq 1 "$TINY_COUNT"); do head -c "$((TINY_KIB * 1024))" /dev/urandom 
 push_monolithic() { # base-url repo file -> digest
   local digest location separator="?"
   digest="sha256:$(sha256sum "$3" | cut -d' ' -f1)"
-  location=$(curl -sf -o /dev/null -D - -X POST "$1/v2/$2/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+  location=$(curl -sf -o /dev/null -D - -X POST "$1/v2/$2/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r') || return 1
   case $location in http*) ;; *) location="$1$location" ;; esac
   case $location in *\?*) separator="&" ;; esac
-  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T "$3" "$location${separator}digest=$digest"
+  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T "$3" "$location${separator}digest=$digest" || return 1
   echo "$digest"
 }
 large_digest=$(push_monolithic "http://127.0.0.1:$sendfile_port" load/app "$work/large")
@@ -241,6 +242,7 @@ print(f"{system}\t{blob_set}\t{conns}\t{mibs:.0f}\t{(cpu / gib) if gib else floa
 PY
 }
 
+if [[ " $PARTS " == *" get "* ]]; then
 echo "== GET load, ${DURATION}s per run"
 for set in large small tiny; do
   for conns in 1 16; do
@@ -268,6 +270,8 @@ for blob_set in ("large", "small", "tiny"):
             note = f"  {r[9]}" if len(r) > 9 and r[9] else ""
             print(f"{sets[blob_set]:<20} {conns:>5}  {names[r[0]]:<30} {tput:>7.0f} {ratio_t:>8.2f} {cpu:>10.3f} {ratio_c:>8.2f} {r[5]:>13} {r[6]:>6} {r[7]:>8} {r[8]:>10}{note}")
 PY
+fi
+[[ " $PARTS " == *" push "* ]] || exit 0
 
 echo
 echo "== push of a $LARGE_MIB MiB blob, median of $PUSH_RUNS runs (fresh bytes each run)"
@@ -276,21 +280,30 @@ variant() { # n -> file with the large blob's bytes, first 16 bytes made unique
   printf '%016d' "$1" | dd of="$work/push$1" bs=16 count=1 conv=notrunc status=none
   echo "$work/push$1"
 }
-time_it() { local start end; start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N); python3 -c "print(f'{$end - $start:.3f}')"; }
+# Prints the seconds a command took; fails, without a time, when the command fails.
+time_it() {
+  local start end; start=$(date +%s.%N)
+  "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
+  end=$(date +%s.%N); python3 -c "print(f'{$end - $start:.3f}')"
+}
+# Resolves a Location header value, absolute or a path, against the registry's base URL.
+resolve() { case $2 in http*) echo "$2" ;; *) echo "$1$2" ;; esac; }
 push_chunked() { # base repo file
   local location digest offset=0 size chunk=$((16 * 1024 * 1024))
   size=$(stat -c %s "$3")
   digest="sha256:$(sha256sum "$3" | cut -d' ' -f1)"
-  location=$(curl -sf -o /dev/null -D - -X POST "$1/v2/$2/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+  location=$(curl -sf -o /dev/null -D - -X POST "$1/v2/$2/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r') || return 1
   while [ "$offset" -lt "$size" ]; do
     local end=$((offset + chunk < size ? offset + chunk : size))
     location=$(dd if="$3" bs=1M skip="$offset" count="$((end - offset))" iflag=skip_bytes,count_bytes status=none |
       curl -sf -o /dev/null -D - -X PATCH -T - -H "Content-Length: $((end - offset))" \
-        -H "Content-Range: $offset-$((end - 1))" -H 'Content-Type: application/octet-stream' "$1$location" |
-      awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+        -H "Content-Range: $offset-$((end - 1))" -H 'Content-Type: application/octet-stream' "$(resolve "$1" "$location")" |
+      awk 'tolower($1)=="location:" {print $2}' | tr -d '\r') || return 1
     offset=$end
   done
-  curl -sf -o /dev/null -X PUT "$1$location?digest=$digest"
+  local separator="?"
+  case $location in *\?*) separator="&" ;; esac
+  curl -sf -o /dev/null -X PUT "$(resolve "$1" "$location")${separator}digest=$digest"
 }
 ingest() { ctr --address "$work/containerd/containerd.sock" -n load content ingest --expected-digest "sha256:$(sha256sum "$1" | cut -d' ' -f1)" --expected-size "$(stat -c %s "$1")" "bench-$RANDOM-$RANDOM" <"$1"; }
 
@@ -301,10 +314,11 @@ for kind in ctr monolithic chunked; do
   for _ in $(seq 1 "$PUSH_RUNS"); do
     n=$((n + 1)); file=$(variant "$n"); cat "$file" >/dev/null
     case $kind in
-      ctr) times+=("$(time_it ingest "$file")") ;;
-      monolithic) times+=("$(time_it push_monolithic "http://127.0.0.1:$sendfile_port" load/push "$file")") ;;
-      chunked) times+=("$(time_it push_chunked "http://127.0.0.1:$sendfile_port" load/push "$file")") ;;
+      ctr) seconds=$(time_it ingest "$file") ;;
+      monolithic) seconds=$(time_it push_monolithic "http://127.0.0.1:$sendfile_port" load/push "$file") ;;
+      chunked) seconds=$(time_it push_chunked "http://127.0.0.1:$sendfile_port" load/push "$file") ;;
     esac
+    times+=("$seconds")
     rm -f "$file"
   done
   push_times[$kind]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
