@@ -204,17 +204,19 @@ async fn invalid_requests_change_nothing_stored() {
     // After a request hyper served, the connection stays with hyper, which refuses unparsable
     // lengths itself with an empty 400 (a documented limit); a parsable length above 2^63-1
     // reaches the handler and gets the OCI error.
-    let head = format!(
-        "GET /v2/ HTTP/1.1\r\nHost: {addr}\r\n\r\n\
-         PATCH {open} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 9223372036854775808\r\n\r\n0123456789",
-        addr = registry.addr
-    );
-    let exchange = raw_bytes(registry.addr, head.as_bytes()).await;
-    let text = String::from_utf8_lossy(&exchange);
-    let second = &text[text.find("HTTP/1.1 400 ").expect("a 400 after /v2/")..];
-    assert!(second.contains("SIZE_INVALID"), "{second}");
-    assert!(second.contains("9223372036854775808 exceeds the largest blob size"), "{second}");
-    assert_eq!(registry.get(&open).await.header("range"), Some("0-9"), "the refused chunk added nothing");
+    for (method, target) in &targets[..4] {
+        let head = format!(
+            "GET /v2/ HTTP/1.1\r\nHost: {addr}\r\n\r\n\
+             {method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 9223372036854775808\r\n\r\n0123456789",
+            addr = registry.addr
+        );
+        let exchange = raw_bytes(registry.addr, head.as_bytes()).await;
+        let text = String::from_utf8_lossy(&exchange);
+        let second = &text[text.find("HTTP/1.1 400 ").unwrap_or_else(|| panic!("{method} {target}: no 400 after /v2/: {text}"))..];
+        assert!(second.contains("SIZE_INVALID"), "{method} {target}: {second}");
+        assert!(second.contains("9223372036854775808 exceeds the largest blob size"), "{method} {target}: {second}");
+    }
+    assert_eq!(registry.get(&open).await.header("range"), Some("0-9"), "the refused chunks added nothing");
     // Two Range headers: the front hands the GET to hyper, and the router refuses it like one
     // header that lists two ranges.
     let head = format!(

@@ -186,6 +186,11 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         return ApiError::no_route(&path).into_response();
     };
 
+    // hyper passes any length up to about 2^64 to the handlers; refuse the ones no blob can
+    // have before an endpoint reads the body, whichever endpoint it is.
+    if let Err(error) = content_length(request.headers()) {
+        return error.into_response();
+    }
     let method = request.method().clone();
     if state.read_only && method != Method::GET && method != Method::HEAD {
         tracing::debug!(%method, "read-only mode rejects the request");
