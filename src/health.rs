@@ -76,17 +76,15 @@ pub async fn check_periodically(monitor: Arc<HealthMonitor>, storage: Arc<dyn St
 
 /// Rejects every request with 503 `UNAVAILABLE` while the health check fails.
 pub async fn gate(State(monitor): State<Arc<HealthMonitor>>, request: Request, next: Next) -> Response {
-    match monitor.failure() {
-        None if monitor.is_healthy() => next.run(request).await,
-        _ => {
-            // The failure's text can name sockets and paths of the host, so it goes to the log
-            // and the debug listener's /debug/health, not to clients.
-            let message = "the registry's storage health check fails; the registry is unavailable until it passes";
-            let mut response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message).into_response();
-            response.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
-            response
-        }
+    if monitor.is_healthy() {
+        return next.run(request).await;
     }
+    // The failure's text can name sockets and paths of the host, so it goes to the log and the
+    // debug listener's /debug/health, not to clients.
+    let message = "the registry's storage health check fails; the registry is unavailable until it passes";
+    let mut response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message).into_response();
+    response.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+    response
 }
 
 /// Set once the server has received SIGTERM or SIGINT and drains: `/debug/health` then reports

@@ -19,7 +19,7 @@
 //! - [`health`]: the periodic storage health check and the 503 gate it drives.
 //! - [`auth`]: `auth.htpasswd` and `auth.token`: who may pull, push and delete, checked by a
 //!   router middleware and by the sendfile front.
-//! - [`logging`]: the tracing subscriber.
+//! - [`logging`]: the tracing subscriber, and the limit on repeated warnings.
 //! - [`metrics`]: Prometheus metrics, request ids and the per-request log line; the debug
 //!   listener with `/metrics` and `/debug/health`.
 //! - [`fastpath`]: serving committed blob files from containerd's content directory; the only

@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use self::request::{BlobGet, LengthError, Parsed, RefusedLength};
+use self::request::{BlobGet, LengthError, Parsed, RejectedLength};
 use self::rewind::Rewind;
 use self::stream::ClientStream;
 use crate::auth::{Access, Authorizer};
@@ -49,6 +49,7 @@ use crate::error::ClientError;
 use crate::fastpath::send_file;
 use crate::http::ApiError;
 use crate::health::HealthMonitor;
+use crate::logging::WarningLimit;
 use crate::metrics::{self, FinishedRequest, ReadStrategy};
 use crate::range::parse_range;
 use crate::storage::containerd::ContainerdStorage;
@@ -98,7 +99,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
     let graceful = GracefulShutdown::new();
     let (stop_sender, stop) = watch::channel(false);
     let active = Arc::new(());
-    let mut accept_failures = AcceptFailures::default();
+    let accept_warnings = WarningLimit::new(ACCEPT_WARNING_INTERVAL);
     tokio::pin!(shutdown);
 
     loop {
@@ -106,7 +107,11 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    accept_failures.record(&error);
+                    // With the file descriptor table full, every retry fails until a
+                    // connection closes.
+                    if let Some(suppressed) = accept_warnings.check() {
+                        tracing::warn!(%error, failures = suppressed + 1, "accepting a connection failed");
+                    }
                     tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                     continue;
                 }
@@ -157,26 +162,6 @@ pub async fn serve(listener: TcpListener, router: Router, options: FrontOptions,
     }
 }
 
-/// Failed `accept` calls, warned about at most once per [`ACCEPT_WARNING_INTERVAL`]: with the
-/// file descriptor table full, every retry fails.
-#[derive(Default)]
-struct AcceptFailures {
-    last_warning: Option<Instant>,
-    unreported: u64,
-}
-
-impl AcceptFailures {
-    fn record(&mut self, error: &std::io::Error) {
-        self.unreported += 1;
-        if self.last_warning.is_some_and(|last| last.elapsed() < ACCEPT_WARNING_INTERVAL) {
-            return;
-        }
-        tracing::warn!(%error, failures = self.unreported, "accepting connections fails");
-        self.last_warning = Some(Instant::now());
-        self.unreported = 0;
-    }
-}
-
 struct Connection {
     router: Router,
     sendfile: Option<ContainerdStorage>,
@@ -205,7 +190,7 @@ impl Connection {
         loop {
             let get = match self.read_head(&mut stream, &mut buffer).await {
                 Some(Parsed::Blob(get)) => get,
-                Some(Parsed::BadLength(error)) => return self.refuse_length(&mut stream, error).await,
+                Some(Parsed::BadLength(error)) => return self.reject_length(&mut stream, error).await,
                 Some(Parsed::Other | Parsed::Incomplete) => break,
                 None => return,
             };
@@ -303,10 +288,7 @@ impl Connection {
         if get.close {
             head.push_str("connection: close\r\n");
         }
-        for (name, value) in self.headers.iter() {
-            head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
-        }
-        head.push_str("\r\n");
+        self.end_head(&mut head);
 
         let sent = async {
             stream.write_all(head.as_bytes()).await?;
@@ -332,20 +314,20 @@ impl Connection {
         }
     }
 
-    /// Refuses a request whose `Content-Length` cannot be trusted with 400 `SIZE_INVALID`, and
+    /// Rejects a request whose `Content-Length` cannot be trusted with 400 `SIZE_INVALID`, and
     /// closes the connection, whose remaining bytes cannot be framed. hyper would send an empty
     /// 400 for such a request, so the front checks every head it reads: all the requests of a
     /// connection up to the first one it hands over, including that one.
-    async fn refuse_length(&self, stream: &mut ClientStream, refused: RefusedLength) {
+    async fn reject_length(&self, stream: &mut ClientStream, rejected: RejectedLength) {
         let started = Instant::now();
-        let RefusedLength { error: LengthError(reason), method, path, request_id } = refused;
+        let RejectedLength { error: LengthError(reason), method, path, request_id } = rejected;
         let span = metrics::request_span(method.as_str(), &path, Some(self.peer), &request_id);
         let (route, repository) = crate::http::route_of(&path);
         span.record("route", route);
         if let Some(repository) = repository {
             span.record("repository", repository);
         }
-        span.in_scope(|| tracing::debug!(%reason, "Content-Length refused"));
+        span.in_scope(|| tracing::debug!(%reason, "request rejected for its Content-Length"));
 
         let (head, body) = self.error_response(ApiError::from(ClientError::SizeInvalid(reason)), &request_id).await;
         let written = async {
@@ -388,11 +370,16 @@ impl Connection {
             body.len(),
             httpdate::fmt_http_date(std::time::SystemTime::now())
         ));
+        self.end_head(&mut head);
+        (head, body)
+    }
+
+    /// Appends the `http.headers` of the config and the blank line that ends a response head.
+    fn end_head(&self, head: &mut String) {
         for (name, value) in self.headers.iter() {
             head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
         }
         head.push_str("\r\n");
-        (head, body)
     }
 
     /// Logs and counts a blob GET the front served, with the fields of the router's request log.

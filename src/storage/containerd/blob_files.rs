@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::RwLock;
+use std::time::Duration;
 
 use crate::digest::Digest;
 use crate::fastpath::{blob_path, mmap_stream, open_blob, uring_stream};
+use crate::logging::WarningLimit;
 use crate::metrics::{self, count_served, ReadStrategy};
 use crate::storage::{ByteRange, ByteStream};
 
@@ -34,8 +35,7 @@ pub struct BlobFiles {
     reader: FileReader,
     sizes: RwLock<HashMap<String, u64>>,
     fallbacks: AtomicU64,
-    last_warning: Mutex<Option<Instant>>,
-    suppressed_warnings: AtomicU64,
+    warnings: WarningLimit,
 }
 
 impl BlobFiles {
@@ -45,8 +45,7 @@ impl BlobFiles {
             reader,
             sizes: RwLock::new(HashMap::new()),
             fallbacks: AtomicU64::new(0),
-            last_warning: Mutex::new(None),
-            suppressed_warnings: AtomicU64::new(0),
+            warnings: WarningLimit::new(FALLBACK_WARNING_INTERVAL),
         }
     }
 
@@ -110,15 +109,7 @@ impl BlobFiles {
     fn fall_back(&self, content_digest: &str, reason: &str) {
         let total = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::global().add_fast_path_fallback();
-        let Ok(mut last) = self.last_warning.lock() else { return };
-
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < FALLBACK_WARNING_INTERVAL) {
-            self.suppressed_warnings.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        *last = Some(now);
-        let suppressed = self.suppressed_warnings.swap(0, Ordering::Relaxed);
+        let Some(suppressed) = self.warnings.check() else { return };
         tracing::warn!(
             digest = content_digest,
             reason,
