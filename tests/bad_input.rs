@@ -201,9 +201,9 @@ async fn invalid_requests_change_nothing_stored() {
     let second = &text[text.find("HTTP/1.1 400 ").expect("a 400 after the blob")..];
     assert!(second.contains("SIZE_INVALID"), "{second}");
     assert!(second.contains("Content-Length \\\"-5\\\""), "{second}");
-    // After a request hyper served, the connection stays with hyper, which refuses unparsable
-    // lengths itself with an empty 400 (a documented limit); a parsable length above 2^63-1
-    // reaches the handler and gets the OCI error.
+    // After a request hyper served, the connection stays with hyper, which rejects unparsable
+    // lengths itself with an empty 400, a documented limit. A parsable length above 2^63-1
+    // reaches the router and gets the OCI error, whichever endpoint it is sent to.
     for (method, target) in &targets[..4] {
         let head = format!(
             "GET /v2/ HTTP/1.1\r\nHost: {addr}\r\n\r\n\

@@ -779,7 +779,7 @@ async fn mount_unknown_blob_opens_session() {
 }
 
 /// Docker Distribution 2.8.2 responds to an invalid `mount` digest or `from` name with a new upload
-/// session (measured), as the OCI spec asks for any mount that cannot be done.
+/// session (measured), as the OCI spec recommends for any mount that cannot be done.
 #[tokio::test]
 async fn mount_invalid_arguments_fall_back_to_upload() {
     let app = registry();

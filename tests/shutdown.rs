@@ -194,7 +194,7 @@ async fn draintimeout_bounds_exit_time() {
     }
 }
 
-/// A connection whose request head is incomplete when SIGTERM arrives holds no request, so the
+/// A connection whose request head is incomplete when SIGTERM arrives contains no request, so the
 /// drain does not wait for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incomplete_head_does_not_hold_the_drain() {

@@ -1,7 +1,7 @@
-//! `http.tls` against the registry binary: clients that verify the server certificate against a
-//! test CA (reqwest over HTTP/1.1 and HTTP/2, curl, skopeo), a client that trusts another CA,
-//! required client certificates, the OCI error for a bad `Content-Length` read from the
-//! decrypted stream, and start-up errors that name the unreadable file.
+//! `http.tls` against the registry binary. Clients verify the server certificate against a test
+//! CA (reqwest over HTTP/1.1 and HTTP/2, curl, skopeo), and a client that trusts another CA
+//! fails. Also covered: required client certificates, the OCI error for a bad `Content-Length`
+//! read from the decrypted stream, and start-up errors that name the unreadable file.
 
 mod support;
 

@@ -171,8 +171,8 @@ fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Rejects a request that lacks the access it needs with a 401, and turns a cross-repository
-/// mount whose source the client may not pull into a plain upload; the router's middleware.
+/// Rejects a request that lacks the access it needs with a 401; the router's middleware. A
+/// cross-repository mount whose source the client may not pull becomes a plain upload.
 pub async fn require(State(authorizer): State<Arc<Authorizer>>, mut request: Request, next: Next) -> Response {
     let required = scope::required_access(request.method(), request.uri().path());
     let authorization = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok());

@@ -41,17 +41,17 @@ pub enum Parsed {
     Other,
     Blob(BlobGet),
     /// A request whose `Content-Length` is not one byte count the registry can accept. Its body
-    /// cannot be delimited, so the front refuses it and closes the connection.
-    BadLength(RefusedLength),
+    /// cannot be delimited, so the front rejects it and closes the connection.
+    BadLength(RejectedLength),
 }
 
-/// The reason a request's `Content-Length` was refused, as a message that names the value.
+/// The reason a request's `Content-Length` was rejected, as a message that names the value.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LengthError(pub String);
 
-/// A request refused for its `Content-Length`, with what its log line and metrics need.
+/// A request rejected for its `Content-Length`, with what its log line and metrics need.
 #[derive(Debug, PartialEq, Eq)]
-pub struct RefusedLength {
+pub struct RejectedLength {
     pub error: LengthError,
     pub method: Method,
     pub path: String,
@@ -99,7 +99,7 @@ pub fn parse(buffer: &[u8]) -> Parsed {
     if let Err(error) = check_content_length(request.headers) {
         let incoming_id = request.headers.iter().find(|header| header.name.eq_ignore_ascii_case("x-request-id"));
         let target = request.path.unwrap_or_default();
-        return Parsed::BadLength(RefusedLength {
+        return Parsed::BadLength(RejectedLength {
             error,
             method: request.method.and_then(|method| Method::from_bytes(method.as_bytes()).ok()).unwrap_or_default(),
             path: target.split('?').next().unwrap_or(target).to_owned(),
@@ -198,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_content_lengths_are_refused_for_every_method() {
+    fn bad_content_length_rejected() {
         let cases = [
             ("-1", "\"-1\" is not a byte count"),
             ("+5", "\"+5\" is not a byte count"),
@@ -212,11 +212,11 @@ mod tests {
             for (value, message) in cases {
                 let head = format!("{method} /v2/a/blobs/uploads/x HTTP/1.1\r\nContent-Length: {value}\r\n\r\n");
                 match parse(head.as_bytes()) {
-                    Parsed::BadLength(refused) => {
-                        let LengthError(text) = &refused.error;
+                    Parsed::BadLength(rejected) => {
+                        let LengthError(text) = &rejected.error;
                         assert!(text.contains(message), "{value}: {text}");
-                        assert_eq!(refused.method.as_str(), method);
-                        assert_eq!(refused.path, "/v2/a/blobs/uploads/x");
+                        assert_eq!(rejected.method.as_str(), method);
+                        assert_eq!(rejected.path, "/v2/a/blobs/uploads/x");
                     }
                     other => panic!("{method} with Content-Length {value:?}: {other:?}"),
                 }

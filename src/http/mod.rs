@@ -186,8 +186,8 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         return ApiError::no_route(&path).into_response();
     };
 
-    // hyper passes any length up to about 2^64 to the handlers; refuse the ones no blob can
-    // have before an endpoint reads the body, whichever endpoint it is.
+    // hyper passes lengths up to about 2^64 to the handlers. Lengths no blob can have are
+    // rejected here, before any endpoint reads the body.
     if let Err(error) = content_length(request.headers()) {
         return error.into_response();
     }

@@ -239,6 +239,29 @@ fn config(dir: &Path, major: u32) -> String {
     }
 }
 
+/// Returns the sockets and the `opt` directory of a private containerd under `dir`: the config
+/// tables that versions 2 and 3 share.
+fn sockets_and_paths(dir: &std::path::Display<'_>) -> String {
+    format!(
+        r#"[grpc]
+  address = "{dir}/containerd.sock"
+
+[ttrpc]
+  address = "{dir}/containerd.sock.ttrpc"
+
+[debug]
+  address = "{dir}/debug.sock"
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{dir}/opt"
+"#
+    )
+}
+
 /// Returns the `version = 2` config of containerd 1.6 and 1.7.
 fn config_v2(dir: &Path) -> String {
     let dir = dir.display();
@@ -255,22 +278,8 @@ disabled_plugins = [
   "io.containerd.snapshotter.v1.zfs",
 ]
 
-[grpc]
-  address = "{dir}/containerd.sock"
-
-[ttrpc]
-  address = "{dir}/containerd.sock.ttrpc"
-
-[debug]
-  address = "{dir}/debug.sock"
-  level = "info"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{dir}/opt"
-"#
+{sockets}"#,
+        sockets = sockets_and_paths(&dir)
     )
 }
 
@@ -304,29 +313,15 @@ disabled_plugins = [
   "io.containerd.snapshotter.v1.zfs",
 ]
 
-[grpc]
-  address = "{dir}/containerd.sock"
-
-[ttrpc]
-  address = "{dir}/containerd.sock.ttrpc"
-
-[debug]
-  address = "{dir}/debug.sock"
-  level = "info"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{dir}/opt"
-
+{sockets}
 [plugins."io.containerd.image-verifier.v1.bindir"]
   bin_dir = "{dir}/opt/image-verifier/bin"
 
 [[plugins."io.containerd.transfer.v1.local".unpack_config]]
   platform = "{platform}"
   snapshotter = "native"
-"#
+"#,
+        sockets = sockets_and_paths(&dir)
     )
 }
 

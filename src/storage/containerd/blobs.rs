@@ -16,9 +16,9 @@ fn blob_unknown(repository: &RepositoryName, digest: &Digest) -> Error {
 }
 
 impl Inner {
-    /// Returns a linked blob's size. With the fast path on, a size already cached answers
-    /// without a call to containerd, as the sendfile front does: a digest's size never changes,
-    /// and the file is opened, or the read falls back to gRPC, when the body is sent.
+    /// Returns a linked blob's size. With the fast path on, a cached size is returned without a
+    /// call to containerd, as the sendfile front does, because a digest's size never changes.
+    /// A missing file shows when the body is sent, which then falls back to gRPC.
     pub(super) async fn stat_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
         let Some(content_digest) = self.linked_content(repository, digest).await? else {
             return Err(blob_unknown(repository, digest));

@@ -3,10 +3,11 @@
 //!
 //! A call is timed from sending the request to the end of its response. That end is the
 //! trailers with the gRPC status, or the headers of a trailers-only response. containerd
-//! (grpc-go) replies to a failed unary call with the latter. A response body dropped before its end is timed until
-//! the drop and counts as no error, because the registry ended it, not containerd: a
-//! `content.Read` stream is dropped once the blob's last byte is read, before its trailers, and
-//! also when the HTTP client goes away.
+//! (grpc-go) replies to a failed unary call with the latter.
+//!
+//! A response body dropped before its end is timed until the drop and counts as no error,
+//! because the registry ended it, not containerd. A `content.Read` stream is dropped once the
+//! blob's last byte is read, before its trailers, and also when the HTTP client goes away.
 
 use std::future::Future;
 use std::pin::Pin;

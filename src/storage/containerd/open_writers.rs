@@ -25,7 +25,7 @@ const MAX_OPEN_WRITERS: usize = 1024;
 
 /// The state of one upload that has a request running or a write stream kept.
 enum Slot {
-    /// A request holds the upload's [`Claim`].
+    /// A request has the upload's [`Claim`].
     Claimed,
     /// No request runs; the stream the last chunk used waits for the next one.
     Idle(IngestWriter, Instant),
